@@ -1,0 +1,46 @@
+"""Answer a parsed `/etl` command with a message (the same answer in Slack and on the terminal)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bot.commands import Invocation, find
+from bot.pipelines import pipeline_statuses
+from bot.render.messages import render_help, render_pipelines, render_subcommand_help
+from bot.services import Services
+
+Message = dict[str, Any]
+
+
+def _help(invocation: Invocation, services: Services) -> Message:
+    if invocation.args:
+        subcommand = find(invocation.args[0].lower())
+        if subcommand is not None:
+            return render_subcommand_help(subcommand)
+    return render_help()
+
+
+def _pipelines(invocation: Invocation, services: Services) -> Message:
+    region = services.aws.region
+    statuses = pipeline_statuses(services.settings.project, services.stepfunctions, region)
+    return render_pipelines(statuses, region=region, now=services.clock())
+
+
+ANSWERS: dict[str, Callable[[Invocation, Services], Message]] = {
+    "help": _help,
+    "pipelines": _pipelines,
+}
+
+
+def answer(invocation: Invocation, services: Services) -> Message:
+    """Do the work a subcommand asks for and return the message to show.
+
+    Args:
+        invocation: A parsed command (see `bot.commands.parse`).
+        services: Clients and stores.
+
+    Returns:
+        A Block Kit message (``blocks`` and fallback ``text``).
+    """
+    return ANSWERS[invocation.subcommand.name](invocation, services)

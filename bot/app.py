@@ -1,0 +1,150 @@
+"""Composition root: build the Bolt app (the only place listeners are registered) and run a transport."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+
+from bot import __version__
+from bot.commands import COMMAND
+from bot.config import ConfigError, Settings
+from bot.services import Services
+from handlers.commands import EtlCommand
+from handlers.errors import handle_listener_error
+
+Transport = Literal["http", "socket", "lambda"]
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    """A started `serve`: the HTTP port it listens on and how to stop it from another thread."""
+
+    port: int
+    stop: Callable[[], None]
+
+
+logger = logging.getLogger("etl_doctor")
+
+
+def build_slack_client(settings: Settings) -> WebClient:
+    """A Web API client on ``SLACK_API_URL`` that retries connection errors and 429s (after Retry-After)."""
+    return WebClient(
+        token=settings.secret("slack_bot_token"),
+        base_url=settings.slack_api_url,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(),
+            RateLimitErrorRetryHandler(max_retry_count=settings.slack_rate_limit_retries),
+        ],
+    )
+
+
+def build_app(
+    settings: Settings,
+    services: Services,
+    *,
+    transport: Transport = "http",
+    client: WebClient | None = None,
+    token_verification: bool = False,
+) -> App:
+    """Build the Bolt app and register every listener.
+
+    Args:
+        settings: The settings.
+        services: Clients and stores the listeners use.
+        transport: ``http`` and ``lambda`` verify request signatures (the signing secret is required);
+            ``lambda`` also holds the response until lazy listeners are handed off
+            (``process_before_response``). ``socket`` needs no signing secret.
+        client: Slack Web API client (default: `build_slack_client`).
+        token_verification: Call ``auth.test`` now (fail fast at start-up) rather than on the first request.
+
+    Raises:
+        ConfigError: A setting the transport needs is missing.
+    """
+    if settings.slack_bot_token is None and client is None:
+        raise ConfigError("environment variable SLACK_BOT_TOKEN is required (the bot token, xoxb-…)")
+    signing_secret = settings.secret("slack_signing_secret")
+    if transport != "socket" and not signing_secret:
+        raise ConfigError(
+            "environment variable SLACK_SIGNING_SECRET is required for the HTTP server and Lambda "
+            "(Slack app → Basic Information → Signing Secret); or set SLACK_APP_TOKEN for Socket Mode"
+        )
+    app = App(
+        name="etl-doctor",
+        client=client or build_slack_client(settings),
+        signing_secret=signing_secret or "socket-mode-requests-are-not-signed",
+        request_verification_enabled=transport != "socket",
+        process_before_response=transport == "lambda",
+        token_verification_enabled=token_verification,
+    )
+    etl = EtlCommand(services)
+    app.command(COMMAND)(ack=etl.ack_etl, lazy=[etl.run_etl])
+    app.error(handle_listener_error)
+    return app
+
+
+def serve(
+    settings: Settings, services: Services | None = None, *, on_ready: Callable[[RunningServer], None] | None = None
+) -> None:
+    """Run etl-doctor until SIGTERM/SIGINT: Socket Mode when SLACK_APP_TOKEN is set, else the HTTP server.
+
+    Both transports serve ``GET /healthz`` on ``PORT`` (Socket Mode serves nothing else over HTTP).
+
+    Args:
+        settings: The settings.
+        services: Defaults to new services over ``settings``.
+        on_ready: Called once the HTTP server listens (the sandbox and tests learn the port and a way to stop).
+    """
+    from handlers.http import EtlDoctorWsgi, make_server, stop_server
+
+    services = services or Services(settings)
+    services.store  # noqa: B018 - open and schema-check the store now: fail at start, not on the first alert
+    app_token = settings.secret("slack_app_token")
+    transport: Transport = "socket" if app_token else "http"
+    app = build_app(settings, services, transport=transport, token_verification=True)
+    socket_handler = None
+    if app_token:
+        from handlers.socket_mode import close_socket_mode, connect_socket_mode, is_connected
+
+        socket_handler = connect_socket_mode(app, app_token)
+
+        def health() -> dict[str, Any]:
+            connected = socket_handler is not None and is_connected(socket_handler)
+            return _health("socket_mode", ok=connected, connected=connected)
+
+        wsgi = EtlDoctorWsgi(None, health)
+    else:
+        wsgi = EtlDoctorWsgi(app, lambda: _health("http", ok=True))
+    server = make_server(wsgi, host=settings.http_host, port=settings.port, threads=settings.http_threads)
+
+    def shutdown(signum: int, _frame: Any) -> None:
+        logger.info("received signal %s, shutting down", signum)
+        stop_server(server)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, shutdown)
+        signal.signal(signal.SIGINT, shutdown)
+    where = f"http://{settings.http_host}:{server.effective_port}"
+    if socket_handler is not None:
+        logger.info("etl-doctor %s connected over Socket Mode; health on %s/healthz", __version__, where)
+    else:
+        logger.info("etl-doctor %s listening on %s (POST /slack/events, GET /healthz)", __version__, where)
+    if on_ready is not None:
+        on_ready(RunningServer(port=server.effective_port, stop=lambda: stop_server(server)))
+    try:
+        server.run()
+    finally:
+        if socket_handler is not None:
+            close_socket_mode(socket_handler)
+        logger.info("etl-doctor stopped")
+
+
+def _health(transport: str, *, ok: bool, **extra: Any) -> dict[str, Any]:
+    return {"status": "ok" if ok else "degraded", "transport": transport, "version": __version__, **extra}

@@ -1,0 +1,1 @@
+"""Thin boto3 gateways: one client factory, one module per AWS service."""

@@ -1,0 +1,125 @@
+"""The `/etl` subcommands: names, one-line help, usage, examples, and argument parsing (pure)."""
+
+from __future__ import annotations
+
+import html
+import re
+import shlex
+from dataclasses import dataclass
+
+COMMAND = "/etl"
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """One `/etl` subcommand as the help text describes it.
+
+    Attributes:
+        name: The word after `/etl`.
+        summary: One line of help.
+        usage: Argument synopsis, e.g. ``"<execution>"``.
+        examples: Full example invocations.
+        min_args: Fewest arguments accepted.
+        max_args: Most arguments accepted.
+    """
+
+    name: str
+    summary: str
+    usage: str = ""
+    examples: tuple[str, ...] = ()
+    min_args: int = 0
+    max_args: int = 0
+
+    @property
+    def synopsis(self) -> str:
+        """``/etl name usage``."""
+        return f"{COMMAND} {self.name} {self.usage}".rstrip()
+
+
+SUBCOMMANDS: tuple[Subcommand, ...] = (
+    Subcommand(
+        name="help",
+        summary="List the subcommands, or explain one.",
+        usage="[subcommand]",
+        examples=("/etl help", "/etl help pipelines"),
+        max_args=1,
+    ),
+    Subcommand(
+        name="pipelines",
+        summary="Configured pipelines with their latest execution and a console link.",
+        examples=("/etl pipelines",),
+    ),
+)
+
+_BY_NAME = {sub.name: sub for sub in SUBCOMMANDS}
+_SLACK_LINK = re.compile(r"<([^|>]+)(?:\|[^>]*)?>")
+
+
+class UsageError(Exception):
+    """The command text cannot be run; ``message`` says why and shows usage.
+
+    Attributes:
+        message: What was wrong, for the user.
+        subcommand: The subcommand the user meant, when known (its usage is shown).
+    """
+
+    def __init__(self, message: str, subcommand: Subcommand | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.subcommand = subcommand
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """A parsed `/etl` command."""
+
+    subcommand: Subcommand
+    args: tuple[str, ...]
+
+
+def find(name: str) -> Subcommand | None:
+    """Return the subcommand called ``name``, or None."""
+    return _BY_NAME.get(name)
+
+
+def parse(text: str) -> Invocation:
+    """Parse the text after `/etl` (as Slack sends it: HTML-escaped, links in angle brackets).
+
+    An empty text means `help`.
+
+    Raises:
+        UsageError: Unknown subcommand, wrong number of arguments, or unbalanced quotes.
+    """
+    cleaned = _SLACK_LINK.sub(r"\1", html.unescape(text or "")).strip()
+    try:
+        words = shlex.split(cleaned)
+    except ValueError:
+        raise UsageError("unbalanced quotes in the command") from None
+    if not words:
+        return Invocation(_BY_NAME["help"], ())
+    name, args = words[0].lower(), tuple(words[1:])
+    subcommand = _BY_NAME.get(name)
+    if subcommand is None:
+        raise UsageError(f"`{name}` is not an etl-doctor subcommand{_suggestion(name)}")
+    if not subcommand.min_args <= len(args) <= subcommand.max_args:
+        expected = _expected_args(subcommand)
+        raise UsageError(f"`{subcommand.name}` takes {expected}, got {len(args)}", subcommand)
+    if subcommand.name == "help" and args and args[0].lower() not in _BY_NAME:
+        raise UsageError(f"there is no subcommand `{args[0]}` to explain{_suggestion(args[0])}", subcommand)
+    return Invocation(subcommand, args)
+
+
+def _expected_args(subcommand: Subcommand) -> str:
+    low, high = subcommand.min_args, subcommand.max_args
+    if high == 0:
+        return "no arguments"
+    if low == high:
+        return f"{low} argument{'s' if low != 1 else ''}"
+    return f"{low} to {high} arguments"
+
+
+def _suggestion(word: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word.lower(), list(_BY_NAME), n=1, cutoff=0.6)
+    return f" — did you mean `{close[0]}`?" if close else ""

@@ -1,0 +1,326 @@
+"""Settings: environment variables plus the optional etl-doctor.yml project file, read once."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
+
+DEFAULT_CONFIG_FILE = Path("etl-doctor.yml")
+
+_STATE_MACHINE_ARN = re.compile(r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$")
+_PIPELINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
+_CHANNEL = re.compile(r"^(#[a-z0-9_-]{1,80}|[CGD][A-Z0-9]{2,})$")
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the source and the field."""
+
+
+class PipelineConfig(BaseModel):
+    """One pipeline etl-doctor watches (an entry under `pipelines:` in etl-doctor.yml)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    state_machine_arn: str = Field(description="ARN of the pipeline's Step Functions state machine.")
+    channel: str | None = Field(None, description="Slack channel for this pipeline; defaults to `default_channel`.")
+    description: str = Field("", description="One line shown in `/etl pipelines`.")
+
+    @field_validator("state_machine_arn")
+    @classmethod
+    def _check_arn(cls, value: str) -> str:
+        if not _STATE_MACHINE_ARN.match(value):
+            raise ValueError(
+                "not a Step Functions state machine ARN "
+                "(expected arn:aws:states:<region>:<account-id>:stateMachine:<name>)"
+            )
+        return value
+
+    @field_validator("channel")
+    @classmethod
+    def _check_channel(cls, value: str | None) -> str | None:
+        return _validate_channel(value)
+
+
+class ProjectConfig(BaseModel):
+    """What etl-doctor.yml holds: pipelines and channels (later: KPIs, connections, permissions)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default_channel: str | None = Field(
+        None, description="Channel for alerts and posts that no pipeline setting routes elsewhere."
+    )
+    pipelines: dict[str, PipelineConfig] = Field(
+        default_factory=dict, description="Pipelines by name; each names its state machine."
+    )
+
+    @field_validator("default_channel")
+    @classmethod
+    def _check_default_channel(cls, value: str | None) -> str | None:
+        return _validate_channel(value)
+
+    @field_validator("pipelines")
+    @classmethod
+    def _check_pipeline_names(cls, value: dict[str, PipelineConfig]) -> dict[str, PipelineConfig]:
+        for name in value:
+            if not _PIPELINE_NAME.match(name):
+                raise ValueError(f"pipeline name {name!r} must be 1-80 letters, digits, '.', '_' or '-'")
+        return value
+
+    def channel_for(self, pipeline: str | None) -> str | None:
+        """Return the channel a pipeline posts to, falling back to the default channel."""
+        config = self.pipelines.get(pipeline) if pipeline else None
+        return (config.channel if config else None) or self.default_channel
+
+
+def _validate_channel(value: str | None) -> str | None:
+    if value is not None and not _CHANNEL.match(value):
+        raise ValueError("must be a channel name like '#etl-alerts' or a channel id like 'C0123ABCD'")
+    return value
+
+
+_environ_override: ContextVar[Mapping[str, str] | None] = ContextVar("etl_doctor_environ", default=None)
+
+
+class _EnvironSource(EnvSettingsSource):
+    """Environment source that reads a given mapping (os.environ by default) and never fills `project`."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name == "project":
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Everything etl-doctor reads from its environment, plus the project file's contents.
+
+    Environment variables (standard names where Slack, AWS and twelve-factor apps have them):
+
+    * ``SLACK_BOT_TOKEN`` (xoxb-…), ``SLACK_SIGNING_SECRET`` (HTTP and Lambda), ``SLACK_APP_TOKEN``
+      (xapp-…, Socket Mode), ``SLACK_API_URL`` (another Web API base: GovSlack, an emulator).
+    * ``AWS_REGION``/``AWS_DEFAULT_REGION``, ``AWS_ENDPOINT_URL`` (moto, LocalStack), ``AWS_MAX_ATTEMPTS``.
+      Credentials stay with boto3's own chain (env, profile, role); etl-doctor never holds them.
+    * ``DATABASE_URL`` (SQLAlchemy URL of the incident store), ``PORT``/``ETL_DOCTOR_HTTP_HOST``/
+      ``ETL_DOCTOR_HTTP_THREADS`` (HTTP server), ``LOG_LEVEL``/``LOG_FORMAT``, ``ETL_DOCTOR_CONFIG``
+      (path of the project file).
+    """
+
+    model_config = SettingsConfigDict(frozen=True, populate_by_name=True, extra="ignore", case_sensitive=False)
+
+    slack_bot_token: SecretStr | None = Field(
+        None, validation_alias=_env("SLACK_BOT_TOKEN"), description="Bot token (xoxb-…)."
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        None,
+        validation_alias=_env("SLACK_SIGNING_SECRET"),
+        description="Signing secret; required for the HTTP server and Lambda.",
+    )
+    slack_app_token: SecretStr | None = Field(
+        None,
+        validation_alias=_env("SLACK_APP_TOKEN"),
+        description="App-level token (xapp-…, scope connections:write); when set, `serve` uses Socket Mode.",
+    )
+    slack_api_url: str = Field(
+        "https://slack.com/api/",
+        validation_alias=_env("SLACK_API_URL"),
+        description="Slack Web API base URL (GovSlack: https://slack-gov.com/api/; tests: the emulator).",
+    )
+    slack_rate_limit_retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        validation_alias=_env("SLACK_RATE_LIMIT_RETRIES"),
+        description="How many times a Slack call answered 429 is retried after its Retry-After.",
+    )
+    aws_region: str | None = Field(
+        None,
+        validation_alias=_env("AWS_REGION", "AWS_DEFAULT_REGION"),
+        description="AWS region; unset means boto3's own resolution (profile).",
+    )
+    aws_endpoint_url: str | None = Field(
+        None,
+        validation_alias=_env("AWS_ENDPOINT_URL"),
+        description="Send every AWS call to this endpoint (moto server, LocalStack).",
+    )
+    aws_max_attempts: int = Field(
+        8,
+        ge=1,
+        le=20,
+        validation_alias=_env("AWS_MAX_ATTEMPTS"),
+        description="botocore attempts per call (adaptive retry mode: throttling is retried with backoff).",
+    )
+    database_url: str = Field(
+        "sqlite:///etl-doctor.db",
+        validation_alias=_env("DATABASE_URL"),
+        description="Incident store (SQLAlchemy URL). SQLite file by default; PostgreSQL in production.",
+    )
+    http_host: str = Field(
+        "0.0.0.0",  # noqa: S104 - a container's server listens on all interfaces
+        validation_alias=_env("ETL_DOCTOR_HTTP_HOST"),
+        description="Interface the HTTP server binds.",
+    )
+    port: int = Field(3000, ge=0, le=65535, validation_alias=_env("PORT"), description="HTTP server port.")
+    http_threads: int = Field(
+        8, ge=1, le=256, validation_alias=_env("ETL_DOCTOR_HTTP_THREADS"), description="HTTP server worker threads."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias=_env("LOG_LEVEL"), description="Log level."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", validation_alias=_env("LOG_FORMAT"), description="`json` for one JSON object per line (Lambda)."
+    )
+    config_file: Path = Field(
+        DEFAULT_CONFIG_FILE,
+        validation_alias=_env("ETL_DOCTOR_CONFIG"),
+        description="Path of the project file (pipelines, channels).",
+    )
+    project: ProjectConfig = Field(default_factory=ProjectConfig, description="Contents of the project file.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _slash_terminated(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value if value.endswith("/") else value + "/"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read init arguments, then the environment (or the mapping given to `load_settings`)."""
+        environ = _environ_override.get()
+        return init_settings, _EnvironSource(settings_cls, os.environ if environ is None else environ)
+
+    def secret(self, name: Literal["slack_bot_token", "slack_signing_secret", "slack_app_token"]) -> str | None:
+        """Return a secret's plain value, or None when it is not set."""
+        value: SecretStr | None = getattr(self, name)
+        return value.get_secret_value() if value is not None else None
+
+
+def env_var_names() -> dict[str, tuple[str, ...]]:
+    """Map each environment-backed setting to the variable names it is read from."""
+    names: dict[str, tuple[str, ...]] = {}
+    for field_name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names[field_name] = tuple(str(choice) for choice in alias.choices)
+    return names
+
+
+def project_keys() -> list[str]:
+    """List the keys etl-doctor.yml understands, dotted (e.g. `pipelines.<name>.channel`)."""
+    keys = [name for name in ProjectConfig.model_fields if name != "pipelines"]
+    keys += [f"pipelines.<name>.{name}" for name in PipelineConfig.model_fields]
+    return keys
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read the environment and the project file once, validated.
+
+    Args:
+        environ: Variables to read instead of ``os.environ`` (tests, the sandbox).
+        **overrides: Field values that win over the environment.
+
+    Returns:
+        The settings, with ``project`` filled from the project file when it exists.
+
+    Raises:
+        ConfigError: A variable or the file is invalid; the message names it.
+    """
+    token = _environ_override.set(environ)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe_env_errors(exc)) from None
+    finally:
+        _environ_override.reset(token)
+    if "project" in overrides:
+        return settings
+    env_names = env_var_names()["config_file"]
+    source = os.environ if environ is None else environ
+    explicit = any(source.get(name) for name in env_names) or "config_file" in overrides
+    project = load_project_file(settings.config_file, required=explicit)
+    return settings.model_copy(update={"project": project})
+
+
+def load_project_file(path: Path, *, required: bool) -> ProjectConfig:
+    """Load and validate etl-doctor.yml.
+
+    Args:
+        path: The file.
+        required: Fail when it is missing (it was named explicitly) instead of using an empty project.
+
+    Raises:
+        ConfigError: The file is missing (when required), not YAML, or invalid; the message names file and field.
+    """
+    if not path.exists():
+        if required:
+            raise ConfigError(f"{path}: file not found (named by ETL_DOCTOR_CONFIG)")
+        return ProjectConfig()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        return ProjectConfig()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping (keys: {', '.join(ProjectConfig.model_fields)})")
+    try:
+        return ProjectConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe_errors(exc, prefix=f"{path}: ")) from None
+
+
+def _describe_errors(exc: ValidationError, *, prefix: str) -> str:
+    lines = []
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        lines.append(f"{prefix}{location}: {message}")
+    return "\n".join(lines)
+
+
+def _describe_env_errors(exc: ValidationError) -> str:
+    names = env_var_names()
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        variable = names.get(field, (field,))[0]
+        given = error.get("input")
+        shown = f" (got {given!r})" if isinstance(given, str | int) and "secret" not in field else ""
+        lines.append(f"environment variable {variable}: {error['msg']}{shown}")
+    return "\n".join(lines)

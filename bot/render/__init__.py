@@ -1,0 +1,1 @@
+"""Pure renderers: domain models to Block Kit (Slack) and to terminal text."""

@@ -1,0 +1,86 @@
+"""Block Kit to readable terminal text: what Slack would show, for the demo and the CLI (pure)."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+from typing import Any
+
+WIDTH = 72
+
+_EMOJI = {
+    ":red_circle:": "●",
+    ":large_green_circle:": "●",
+    ":large_blue_circle:": "◐",
+    ":black_circle:": "○",
+    ":white_circle:": "○",
+    ":warning:": "⚠",
+    ":x:": "✗",
+    ":white_check_mark:": "✓",
+    ":hourglass_flowing_sand:": "⌛",
+}
+_LINK = re.compile(r"<([^|>]+)\|([^>]+)>|<([^>|]+)>")
+_BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
+
+
+def mrkdwn_to_text(text: str, *, show_urls: bool = False) -> str:
+    """Turn mrkdwn into plain text: links to their labels, emoji codes to symbols, entities unescaped."""
+
+    def replace_link(match: re.Match[str]) -> str:
+        url, label, bare = match.group(1), match.group(2), match.group(3)
+        if bare is not None:
+            return bare
+        return f"{label} ({url})" if show_urls else label
+
+    text = _BOLD.sub(r"\1", _LINK.sub(replace_link, text))
+    for code, symbol in _EMOJI.items():
+        text = text.replace(code, symbol)
+    return html.unescape(text)
+
+
+def _text_of(obj: dict[str, Any] | None) -> str:
+    if not obj:
+        return ""
+    raw = str(obj.get("text", ""))
+    return mrkdwn_to_text(raw) if obj.get("type") == "mrkdwn" else html.unescape(raw)
+
+
+def render_blocks(blocks: Iterable[dict[str, Any]]) -> str:
+    """Render Block Kit blocks as terminal text (headers underlined, buttons as ``[ Why ]``)."""
+    out: list[str] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "header":
+            title = _text_of(block.get("text"))
+            out += [title, "═" * min(WIDTH, max(3, len(title)))]
+        elif kind == "section":
+            text = _text_of(block.get("text"))
+            if text:
+                out.append(text)
+            fields = [_text_of(field) for field in block.get("fields", [])]
+            out += [f"  {field}" for field in fields]
+            accessory = block.get("accessory")
+            if accessory and accessory.get("type") == "button":
+                out.append(f"  [ {_text_of(accessory.get('text'))} ]")
+        elif kind == "context":
+            parts = [_text_of(element) for element in block.get("elements", []) if element.get("type") != "image"]
+            out.append("  " + "  ·  ".join(parts))
+        elif kind == "divider":
+            out.append("─" * WIDTH)
+        elif kind == "actions":
+            buttons = [f"[ {_text_of(element.get('text'))} ]" for element in block.get("elements", [])]
+            out.append("  ".join(buttons))
+        elif kind == "image":
+            out.append(f"[image: {block.get('alt_text', '')}]")
+        else:
+            out.append(f"[{kind} block]")
+    return "\n".join(out)
+
+
+def render_message(message: dict[str, Any]) -> str:
+    """Render a message (``blocks`` and/or ``text``) as Slack would show it."""
+    blocks = message.get("blocks")
+    if blocks:
+        return render_blocks(blocks)
+    return mrkdwn_to_text(str(message.get("text", "")))

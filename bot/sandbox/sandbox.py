@@ -1,0 +1,114 @@
+"""The embedded sandbox: moto, the Slack emulator, a SQLite store and the real bot over HTTP, on loopback."""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+import threading
+from pathlib import Path
+
+from bot.app import RunningServer, serve
+from bot.aws.clients import AwsClients
+from bot.config import Settings, load_settings
+from bot.sandbox.moto_server import SANDBOX_CREDENTIALS, SANDBOX_REGION, MotoSandbox
+from bot.sandbox.slack_emulator import SlackEmulator
+from bot.sandbox.slack_requests import SlackRequests
+from bot.sandbox.world import seed, write_project_file
+from bot.services import Services
+
+
+class Sandbox:
+    """Starts the demo world; use as a context manager.
+
+    Args:
+        workdir: Where the SQLite store and etl-doctor.yml go (default: a new temporary directory).
+    """
+
+    def __init__(self, workdir: Path | None = None) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="etl-doctor-sandbox-") if workdir is None else None
+        self.workdir = workdir or Path(self._tmp.name if self._tmp else ".")
+        self.signing_secret = secrets.token_hex(16)
+        self.moto = MotoSandbox()
+        self.slack = SlackEmulator()
+        self.settings: Settings | None = None
+        self.services: Services | None = None
+        self._server: RunningServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The bot's HTTP base URL."""
+        if self._server is None:
+            raise RuntimeError("the sandbox is not started")
+        return f"http://127.0.0.1:{self._server.port}"
+
+    @property
+    def events_url(self) -> str:
+        """The bot's Slack endpoint."""
+        return f"{self.base_url}/slack/events"
+
+    def start(self) -> Sandbox:
+        """Start moto and the Slack emulator, seed the pipelines, and run the bot's HTTP server."""
+        self.moto.start()
+        self.slack.start()
+        environ = {
+            "SLACK_BOT_TOKEN": self.slack.bot_token,
+            "SLACK_SIGNING_SECRET": self.signing_secret,
+            "SLACK_API_URL": self.slack.api_url,
+            "AWS_REGION": SANDBOX_REGION,
+            "AWS_ENDPOINT_URL": self.moto.endpoint_url,
+            "DATABASE_URL": f"sqlite:///{self.workdir / 'etl-doctor.db'}",
+            "ETL_DOCTOR_CONFIG": str(write_project_file(self.workdir / "etl-doctor.yml")),
+            "ETL_DOCTOR_HTTP_HOST": "127.0.0.1",
+            "PORT": "0",
+            "ETL_DOCTOR_HTTP_THREADS": "4",
+            "LOG_LEVEL": "WARNING",
+        }
+        self.settings = load_settings(environ)
+        aws = AwsClients.from_settings(self.settings, credentials=SANDBOX_CREDENTIALS)
+        self.services = Services(self.settings, aws=aws)
+        seed(aws.client("stepfunctions"))
+        ready = threading.Event()
+
+        def on_ready(server: RunningServer) -> None:
+            self._server = server
+            ready.set()
+
+        self._thread = threading.Thread(
+            target=serve, args=(self.settings, self.services), kwargs={"on_ready": on_ready}, daemon=True
+        )
+        self._thread.start()
+        if not ready.wait(timeout=30):
+            raise RuntimeError("the bot's HTTP server did not start within 30 s")
+        return self
+
+    @property
+    def requests(self) -> SlackRequests:
+        """Sends slash commands to the running bot as Slack would."""
+        if self.settings is None:
+            raise RuntimeError("the sandbox is not started")
+        return SlackRequests(self.events_url, self.signing_secret, self.slack)
+
+    def stop(self) -> None:
+        """Stop everything (idempotent)."""
+        if self._server is not None:
+            self._server.stop()
+            if self._thread is not None:
+                self._thread.join(timeout=10)
+            self._server = None
+        if self.services is not None and self.services._store is not None:
+            self.services.store.dispose()
+        self.slack.stop()
+        self.moto.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> Sandbox:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

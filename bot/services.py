@@ -1,0 +1,63 @@
+"""Services: the one object that holds clients and stores; built once per process, passed down."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from bot.aws.clients import AwsClients
+from bot.aws.stepfunctions import StepFunctionsGateway
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.store.db import Store
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class Services:
+    """Holds settings, the AWS client factory and the store; creates expensive things on first use.
+
+    Args:
+        settings: The settings, read once.
+        aws: AWS client factory (default: from settings).
+        store: The incident store (default: opened from ``settings.database_url`` on first use, its
+            schema checked, and upgraded automatically when it is SQLite).
+        clock: Returns the current UTC time (tests pass a fixed clock).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        aws: AwsClients | None = None,
+        store: Store | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.aws = aws or AwsClients.from_settings(settings)
+        self.clock = clock
+        self._store = store
+        self._store_lock = threading.Lock()
+
+    @property
+    def store(self) -> Store:
+        """The incident store (opened and schema-checked on first use)."""
+        with self._store_lock:
+            if self._store is None:
+                from bot.store.db import Store
+
+                store = Store(self.settings.database_url)
+                store.ensure_schema()
+                self._store = store
+            return self._store
+
+    @property
+    def stepfunctions(self) -> StepFunctionsGateway:
+        """Step Functions gateway."""
+        return StepFunctionsGateway(self.aws.stepfunctions)

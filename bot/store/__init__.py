@@ -1,0 +1,1 @@
+"""Incident store: SQLAlchemy models, repositories and Alembic migrations."""

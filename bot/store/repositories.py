@@ -1,0 +1,264 @@
+"""Repositories: the only code that queries the store's tables."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import case, literal, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.store.models import ActionRecord, Alert, Incident, KpiRun
+from bot.store.types import UTCDateTime
+
+
+class IncidentRepository:
+    """Incidents: one open incident per fingerprint, counted occurrences."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get(self, incident_id: str) -> Incident | None:
+        """Return the incident with this id, or None."""
+        return self._session.get(Incident, incident_id)
+
+    def find_open(self, fingerprint: str) -> Incident | None:
+        """Return the unresolved incident with this fingerprint, or None."""
+        query = select(Incident).where(Incident.fingerprint == fingerprint, Incident.resolved_at.is_(None))
+        return self._session.scalars(query).one_or_none()
+
+    def record_occurrence(
+        self,
+        *,
+        fingerprint: str,
+        title: str,
+        at: datetime,
+        pipeline: str | None = None,
+        severity: str = "error",
+        execution_arn: str | None = None,
+        error_class: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> tuple[Incident, bool]:
+        """Open an incident for this fingerprint, or count one more occurrence of the open one.
+
+        Safe under concurrency: a unique partial index allows one open incident per fingerprint, and a
+        losing concurrent insert falls back to counting.
+
+        Returns:
+            The incident and whether it was created by this call.
+        """
+        existing = self.find_open(fingerprint)
+        if existing is None:
+            incident = Incident(
+                fingerprint=fingerprint,
+                title=title[:500],
+                pipeline=pipeline,
+                severity=severity,
+                execution_arn=execution_arn,
+                error_class=error_class,
+                first_seen_at=at,
+                last_seen_at=at,
+                occurrences=1,
+                details=details or {},
+            )
+            try:
+                with self._session.begin_nested():
+                    self._session.add(incident)
+            except IntegrityError:
+                existing = self.find_open(fingerprint)
+                if existing is None:
+                    raise
+            else:
+                return incident, True
+        at_value = literal(at, UTCDateTime())
+        self._session.execute(
+            update(Incident)
+            .where(Incident.id == existing.id)
+            .values(
+                occurrences=Incident.occurrences + 1,
+                last_seen_at=case((Incident.last_seen_at < at_value, at_value), else_=Incident.last_seen_at),
+            )
+        )
+        self._session.refresh(existing)
+        return existing, False
+
+    def set_slack_thread(self, incident_id: str, channel: str, ts: str) -> None:
+        """Remember the Slack message that heads this incident's thread."""
+        self._session.execute(
+            update(Incident).where(Incident.id == incident_id).values(slack_channel=channel, slack_ts=ts)
+        )
+
+    def resolve(self, incident_id: str, at: datetime) -> bool:
+        """Mark an incident resolved; return False if it was already resolved or does not exist."""
+        result = self._session.execute(
+            update(Incident)
+            .where(Incident.id == incident_id, Incident.resolved_at.is_(None))
+            .values(resolved_at=at, status="resolved")
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def list_since(self, since: datetime, *, pipeline: str | None = None, limit: int = 100) -> list[Incident]:
+        """Incidents seen since a time, most recent first."""
+        query = select(Incident).where(Incident.last_seen_at >= since)
+        if pipeline is not None:
+            query = query.where(Incident.pipeline == pipeline)
+        return list(self._session.scalars(query.order_by(Incident.last_seen_at.desc()).limit(limit)))
+
+
+class AlertRepository:
+    """Received alerts, deduplicated by their delivery id (SNS MessageId, EventBridge id)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(
+        self,
+        *,
+        dedupe_key: str,
+        source: str,
+        received_at: datetime,
+        subject: str = "",
+        payload: dict[str, Any] | None = None,
+        incident_id: str | None = None,
+    ) -> Alert | None:
+        """Store an alert; return None when one with the same dedupe key was already stored."""
+        alert = Alert(
+            dedupe_key=dedupe_key,
+            source=source,
+            received_at=received_at,
+            subject=subject[:500],
+            payload=payload or {},
+            incident_id=incident_id,
+        )
+        try:
+            with self._session.begin_nested():
+                self._session.add(alert)
+        except IntegrityError:
+            return None
+        return alert
+
+    def mark_posted(self, alert_id: int, slack_ts: str) -> None:
+        """Record that the alert reached Slack."""
+        self._session.execute(update(Alert).where(Alert.id == alert_id).values(status="posted", slack_ts=slack_ts))
+
+    def pending(self, *, limit: int = 100) -> list[Alert]:
+        """Alerts received but not yet posted, oldest first (what a restart must still send)."""
+        query = select(Alert).where(Alert.status == "received").order_by(Alert.id).limit(limit)
+        return list(self._session.scalars(query))
+
+
+class AuditLog:
+    """Append-only record of every action request and its outcome (there is no update or delete)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def append(
+        self,
+        *,
+        actor: str,
+        action: str,
+        target: str,
+        outcome: str,
+        at: datetime,
+        pipeline: str | None = None,
+        incident_id: str | None = None,
+        parameters: dict[str, Any] | None = None,
+        detail: str = "",
+        slack_link: str | None = None,
+    ) -> ActionRecord:
+        """Write one audit row."""
+        record = ActionRecord(
+            actor=actor,
+            action=action,
+            target=target,
+            outcome=outcome,
+            at=at,
+            pipeline=pipeline,
+            incident_id=incident_id,
+            parameters=parameters or {},
+            detail=detail,
+            slack_link=slack_link,
+        )
+        self._session.add(record)
+        self._session.flush()
+        return record
+
+    def recent(self, *, pipeline: str | None = None, limit: int = 20) -> list[ActionRecord]:
+        """The latest rows, newest first, optionally for one pipeline."""
+        query = select(ActionRecord)
+        if pipeline is not None:
+            query = query.where(ActionRecord.pipeline == pipeline)
+        return list(self._session.scalars(query.order_by(ActionRecord.id.desc()).limit(limit)))
+
+
+class KpiRunRepository:
+    """KPI reconciliation runs."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def start(
+        self,
+        *,
+        kpi: str,
+        started_at: datetime,
+        partition_from: str | None = None,
+        partition_to: str | None = None,
+        trigger: str = "cli",
+        requested_by: str | None = None,
+    ) -> KpiRun:
+        """Record that a run started."""
+        run = KpiRun(
+            kpi=kpi,
+            started_at=started_at,
+            partition_from=partition_from,
+            partition_to=partition_to,
+            trigger=trigger,
+            requested_by=requested_by,
+            status="running",
+        )
+        self._session.add(run)
+        self._session.flush()
+        return run
+
+    def finish(
+        self,
+        run_id: int,
+        *,
+        finished_at: datetime,
+        status: str,
+        source_value: Decimal | None = None,
+        target_value: Decimal | None = None,
+        diff: Decimal | None = None,
+        relative_diff: Decimal | None = None,
+        within_tolerance: bool | None = None,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> KpiRun:
+        """Record a run's outcome.
+
+        Raises:
+            KeyError: No run with this id.
+        """
+        run = self._session.get(KpiRun, run_id)
+        if run is None:
+            raise KeyError(run_id)
+        run.finished_at = finished_at
+        run.status = status
+        run.source_value = source_value
+        run.target_value = target_value
+        run.diff = diff
+        run.relative_diff = relative_diff
+        run.within_tolerance = within_tolerance
+        run.result = result or {}
+        run.error = error
+        self._session.flush()
+        return run
+
+    def latest(self, kpi: str, *, limit: int = 10) -> list[KpiRun]:
+        """The latest runs of a KPI, newest first."""
+        query = select(KpiRun).where(KpiRun.kpi == kpi).order_by(KpiRun.started_at.desc(), KpiRun.id.desc())
+        return list(self._session.scalars(query.limit(limit)))

@@ -1,0 +1,1 @@
+"""Slack, HTTP and Lambda adapters: parse the payload, call bot/, render, send."""

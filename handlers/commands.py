@@ -1,0 +1,39 @@
+"""The `/etl` slash command: validate and ack at once (ack_etl), answer in a lazy listener (run_etl)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, Respond
+
+from bot.answers import answer
+from bot.commands import UsageError, parse
+from bot.render.messages import render_usage_error
+from bot.services import Services
+from handlers.errors import reporting_errors
+
+
+class EtlCommand:
+    """Listeners for `/etl`, bound to the process's services."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def ack_etl(self, ack: Ack, command: dict[str, Any]) -> None:
+        """Ack within 3 s: usage errors are answered right here, ephemeral; valid commands run lazily."""
+        try:
+            parse(command.get("text", ""))
+        except UsageError as error:
+            ack(response_type="ephemeral", **render_usage_error(error))
+            return
+        ack()
+
+    def run_etl(self, command: dict[str, Any], respond: Respond, logger: logging.Logger) -> None:
+        """Do the work and answer through the command's response_url (ephemeral)."""
+        try:
+            invocation = parse(command.get("text", ""))
+        except UsageError:
+            return  # already answered by ack_etl
+        with reporting_errors(respond, logger, f"/etl {invocation.subcommand.name}"):
+            respond(response_type="ephemeral", replace_original=False, **answer(invocation, self._services))

@@ -1,0 +1,1 @@
+"""LLM prompt templates, one versioned file each (the optional LLM features load them from here)."""

@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Build the Lambda artifact that serverless.yml deploys (package.artifact): a zip made with pip --target.
+
+The zip holds etl-doctor and its runtime dependencies for the Lambda runtime's Python version and
+platform (binary wheels only), without tests, console scripts or stale bytecode. When this script runs
+on the same Python version as the target runtime it also precompiles bytecode: /var/task is read-only on
+Lambda, so shipped .pyc files are the only way to skip compilation on every cold start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXED_TIME = (2020, 1, 1, 0, 0, 0)
+DROP_DIRS = {"__pycache__", "tests", "test"}
+DROP_TOP = {"bin"}
+
+
+def run(*command: str) -> None:
+    print("+", " ".join(command), flush=True)
+    subprocess.run(command, check=True)  # noqa: S603 - our own pip invocation
+
+
+def build(python_version: str, platform: str, output: Path, work: Path) -> Path:
+    shutil.rmtree(work, ignore_errors=True)
+    wheels, target = work / "wheels", work / "package"
+    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheels), str(ROOT))
+    (wheel,) = wheels.glob("etl_doctor-*.whl")
+    run(
+        sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--target", str(target),
+        "--platform", platform, "--python-version", python_version, "--implementation", "cp",
+        "--only-binary=:all:", str(wheel),
+    )  # fmt: skip
+    for path in sorted(target.rglob("*"), reverse=True):
+        if path.is_dir() and (path.name in DROP_DIRS or (path.parent == target and path.name in DROP_TOP)):
+            shutil.rmtree(path, ignore_errors=True)
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if running == python_version:
+        compileall.compile_dir(
+            target, quiet=1, workers=0, invalidation_mode=compileall.py_compile.PycInvalidationMode.UNCHECKED_HASH
+        )
+    else:
+        print(f"note: building on Python {running}: no bytecode precompiled for {python_version}", flush=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for path in sorted(target.rglob("*")):
+            if path.is_file():
+                info = zipfile.ZipInfo(str(path.relative_to(target)), date_time=FIXED_TIME)
+                info.external_attr = 0o644 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, path.read_bytes(), compresslevel=9)
+    unzipped = sum(path.stat().st_size for path in target.rglob("*") if path.is_file())
+    print(f"{output}: {output.stat().st_size / 1e6:.1f} MB zipped, {unzipped / 1e6:.1f} MB unzipped (limit 250 MB)")
+    return output
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--python-version", default="3.12", help="Lambda runtime's Python (default 3.12)")
+    parser.add_argument(
+        "--platform",
+        default="manylinux2014_x86_64",
+        help="manylinux2014_x86_64 (x86_64) or manylinux2014_aarch64 (arm64)",
+    )
+    parser.add_argument("--output", type=Path, default=ROOT / "build" / "lambda" / "etl-doctor-lambda.zip")
+    parser.add_argument("--work-dir", type=Path, default=ROOT / "build" / "lambda" / "work")
+    args = parser.parse_args()
+    build(args.python_version, args.platform, args.output, args.work_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Dependency direction (DESIGN.md): handlers → bot; only bot/app.py and bot/render/ know Slack's libraries."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SLACK_LIBRARIES = {"slack_bolt", "slack_sdk"}
+ALLOWED_SLACK = {Path("bot/app.py")}
+ALLOWED_SLACK_DIRS = {Path("bot/render")}
+ALLOWED_HANDLERS = {Path("bot/app.py")}  # the composition root registers handlers' listeners
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _bot_files() -> list[Path]:
+    return sorted(path.relative_to(ROOT) for path in (ROOT / "bot").rglob("*.py"))
+
+
+def test_bot_does_not_import_slack_libraries_outside_app_and_render() -> None:
+    offenders = [
+        f"{path}: {sorted(_imports(ROOT / path) & SLACK_LIBRARIES)}"
+        for path in _bot_files()
+        if path not in ALLOWED_SLACK
+        and not any(parent in ALLOWED_SLACK_DIRS for parent in path.parents)
+        and _imports(ROOT / path) & SLACK_LIBRARIES
+    ]
+    assert offenders == []
+
+
+def test_bot_does_not_import_handlers() -> None:
+    offenders = [
+        str(path) for path in _bot_files() if path not in ALLOWED_HANDLERS and "handlers" in _imports(ROOT / path)
+    ]
+    assert offenders == []
+
+
+def test_the_check_sees_imports(tmp_path: Path) -> None:
+    # Guard against a checker that finds nothing: both spellings, and imports inside functions, are seen.
+    sample = tmp_path / "sample.py"
+    sample.write_text("import slack_sdk.web\ndef f():\n    from slack_bolt import App\n", encoding="utf-8")
+    assert _imports(sample) == {"slack_sdk", "slack_bolt"}
+
+
+def test_handlers_stay_thin() -> None:
+    # Handlers parse, call bot, render and send; business rules live in bot/. A long handler module is a smell.
+    for path in (ROOT / "handlers").glob("*.py"):
+        code_lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        assert len(code_lines) < 150, f"{path.name} has {len(code_lines)} lines; move logic into bot/"
