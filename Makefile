@@ -8,6 +8,7 @@ PY     := $(BIN)/python
 PYTEST_ARGS ?=
 LAMBDA_PYTHON   ?= 3.12
 LAMBDA_PLATFORM ?= manylinux2014_x86_64
+LAMBDA_COMPILE_WITH ?=
 
 .PHONY: demo test lint format run package-lambda bench clean help
 
@@ -53,10 +54,11 @@ run: $(VENV)/.sandbox-installed
 	$(BIN)/etl-doctor serve
 
 package-lambda: $(PY)
-	$(PY) scripts/package_lambda.py --python-version $(LAMBDA_PYTHON) --platform $(LAMBDA_PLATFORM)
+	$(PY) scripts/package_lambda.py --python-version $(LAMBDA_PYTHON) --platform $(LAMBDA_PLATFORM) \
+		$(if $(LAMBDA_COMPILE_WITH),--compile-with $(LAMBDA_COMPILE_WITH))
 
 bench: $(VENV)/.dev-installed
-	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	$(PY) bench/lambda_cold_start.py --artifact
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache *.egg-info

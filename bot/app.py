@@ -19,6 +19,7 @@ from bot.config import ConfigError, Settings
 from bot.services import Services
 from handlers.commands import EtlCommand
 from handlers.errors import handle_listener_error
+from handlers.events import AppMention
 
 Transport = Literal["http", "socket", "lambda"]
 
@@ -46,6 +47,21 @@ def build_slack_client(settings: Settings) -> WebClient:
     )
 
 
+def check_transport_settings(settings: Settings, transport: Transport, *, client_given: bool = False) -> None:
+    """Fail with a clear message when a setting the transport needs is missing.
+
+    Raises:
+        ConfigError: Names the missing variable and where to find its value.
+    """
+    if settings.slack_bot_token is None and not client_given:
+        raise ConfigError("environment variable SLACK_BOT_TOKEN is required (the bot token, xoxb-…)")
+    if transport != "socket" and not settings.secret("slack_signing_secret"):
+        raise ConfigError(
+            "environment variable SLACK_SIGNING_SECRET is required for the HTTP server and Lambda "
+            "(Slack app → Basic Information → Signing Secret); or set SLACK_APP_TOKEN for Socket Mode"
+        )
+
+
 def build_app(
     settings: Settings,
     services: Services,
@@ -68,14 +84,8 @@ def build_app(
     Raises:
         ConfigError: A setting the transport needs is missing.
     """
-    if settings.slack_bot_token is None and client is None:
-        raise ConfigError("environment variable SLACK_BOT_TOKEN is required (the bot token, xoxb-…)")
+    check_transport_settings(settings, transport, client_given=client is not None)
     signing_secret = settings.secret("slack_signing_secret")
-    if transport != "socket" and not signing_secret:
-        raise ConfigError(
-            "environment variable SLACK_SIGNING_SECRET is required for the HTTP server and Lambda "
-            "(Slack app → Basic Information → Signing Secret); or set SLACK_APP_TOKEN for Socket Mode"
-        )
     app = App(
         name="etl-doctor",
         client=client or build_slack_client(settings),
@@ -84,8 +94,11 @@ def build_app(
         process_before_response=transport == "lambda",
         token_verification_enabled=token_verification,
     )
+    mention = AppMention(services)
+    app.middleware(mention.drop_retried_events)
     etl = EtlCommand(services)
     app.command(COMMAND)(ack=etl.ack_etl, lazy=[etl.run_etl])
+    app.event("app_mention")(ack=mention.ack_mention, lazy=[mention.run_mention])
     app.error(handle_listener_error)
     return app
 
@@ -104,10 +117,11 @@ def serve(
     """
     from handlers.http import EtlDoctorWsgi, make_server, stop_server
 
-    services = services or Services(settings)
-    services.store  # noqa: B018 - open and schema-check the store now: fail at start, not on the first alert
     app_token = settings.secret("slack_app_token")
     transport: Transport = "socket" if app_token else "http"
+    check_transport_settings(settings, transport)
+    services = services or Services(settings)
+    services.store  # noqa: B018 - open and schema-check the store now: fail at start, not on the first alert
     app = build_app(settings, services, transport=transport, token_verification=True)
     socket_handler = None
     if app_token:

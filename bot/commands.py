@@ -53,6 +53,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
 
 _BY_NAME = {sub.name: sub for sub in SUBCOMMANDS}
 _SLACK_LINK = re.compile(r"<([^|>]+)(?:\|[^>]*)?>")
+_MENTION = re.compile(r"^\s*<@[A-Z0-9]+(?:\|[^>]*)?>")
 
 
 class UsageError(Exception):
@@ -107,6 +108,11 @@ def parse(text: str) -> Invocation:
     if subcommand.name == "help" and args and args[0].lower() not in _BY_NAME:
         raise UsageError(f"there is no subcommand `{args[0]}` to explain{_suggestion(args[0])}", subcommand)
     return Invocation(subcommand, args)
+
+
+def strip_mention(text: str) -> str:
+    """The command in an app mention: ``"<@U0BOT> pipelines"`` → ``"pipelines"``."""
+    return _MENTION.sub("", text or "", count=1).strip()
 
 
 def _expected_args(subcommand: Subcommand) -> str:

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from slack_bolt import BoltResponse, Respond
+from slack_bolt import BoltResponse
 
 from bot.errors import describe_exception, new_error_ref
 from bot.render.messages import render_error
 
 
 @contextmanager
-def reporting_errors(respond: Respond, logger: logging.Logger, what: str) -> Iterator[None]:
+def reporting_errors(respond: Callable[..., Any], logger: logging.Logger, what: str) -> Iterator[None]:
     """Run a block; if it raises, log it with a reference and tell the user the same reference.
 
     Bolt only logs exceptions raised in lazy listeners, so without this the user would see nothing.
+
+    Args:
+        respond: Sends a message to the user (Bolt's ``respond``, or a thread reply for mentions).
+        logger: Where the failure is logged, with ``ref``.
+        what: What was being done, for the log line.
     """
     try:
         yield

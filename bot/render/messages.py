@@ -31,7 +31,10 @@ def render_help(subcommands: Sequence[Subcommand] = SUBCOMMANDS) -> Message:
         header("etl-doctor"),
         section("Why did the pipeline fail, and what now? Subcommands:"),
         section("\n".join(lines)),
-        context(f"Details and examples: `{COMMAND} help {escape('<subcommand>')}`"),
+        context(
+            f"Details and examples: `{COMMAND} help {escape('<subcommand>')}` · in a channel, mention "
+            "@etl-doctor with a subcommand and it answers in the thread"
+        ),
     ]
     text = "etl-doctor subcommands: " + ", ".join(sub.name for sub in subcommands)
     return finish_message(blocks, text)

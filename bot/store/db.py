@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from bot.store.repositories import AlertRepository, AuditLog, IncidentRepository, KpiRunRepository
+from bot.store.repositories import AlertRepository, AuditLog, EventReceipts, IncidentRepository, KpiRunRepository
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -31,6 +31,7 @@ class UnitOfWork:
     alerts: AlertRepository
     audit: AuditLog
     kpi_runs: KpiRunRepository
+    event_receipts: EventReceipts
 
 
 class Store:
@@ -68,6 +69,7 @@ class Store:
                 alerts=AlertRepository(session),
                 audit=AuditLog(session),
                 kpi_runs=KpiRunRepository(session),
+                event_receipts=EventReceipts(session),
             )
 
     def _alembic_config(self) -> Any:

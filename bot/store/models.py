@@ -104,6 +104,15 @@ class ActionRecord(Base):
     slack_link: Mapped[str | None] = mapped_column(String(500))
 
 
+class SlackEventReceipt(Base):
+    """An Events API delivery already handled (Slack retries up to 3 times; each event_id runs once)."""
+
+    __tablename__ = "slack_event_receipts"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class KpiRun(Base):
     """One reconciliation of a KPI between source and warehouse, with its verdict."""
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, literal, select, update
+from sqlalchemy import case, delete, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.store.models import ActionRecord, Alert, Incident, KpiRun
+from bot.store.models import ActionRecord, Alert, Incident, KpiRun, SlackEventReceipt
 from bot.store.types import UTCDateTime
 
 
@@ -262,3 +262,22 @@ class KpiRunRepository:
         """The latest runs of a KPI, newest first."""
         query = select(KpiRun).where(KpiRun.kpi == kpi).order_by(KpiRun.started_at.desc(), KpiRun.id.desc())
         return list(self._session.scalars(query.limit(limit)))
+
+
+class EventReceipts:
+    """Which Events API deliveries were handled, so Slack's retries are answered once."""
+
+    KEEP = timedelta(days=1)  # Slack retries within minutes; a day is ample
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def first_delivery(self, event_id: str, at: datetime) -> bool:
+        """Record ``event_id``; return False if it was recorded before (a retry). Forgets receipts older than a day."""
+        self._session.execute(delete(SlackEventReceipt).where(SlackEventReceipt.received_at < at - self.KEEP))
+        try:
+            with self._session.begin_nested():
+                self._session.add(SlackEventReceipt(event_id=event_id, received_at=at))
+        except IntegrityError:
+            return False
+        return True

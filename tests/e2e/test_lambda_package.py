@@ -58,6 +58,9 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
         names = archive.namelist()
         archive.extractall(unzipped)
     assert "handlers/lambda_handler.py" in names
+    tag = f"cpython-{sys.version_info.major}{sys.version_info.minor}"
+    assert f"handlers/__pycache__/lambda_handler.{tag}.pyc" in names  # bytecode shipped (read-only /var/task)
+    assert f"slack_bolt/__pycache__/__init__.{tag}.pyc" in names
     assert not any(name.startswith(("moto/", "pytest/", "tests/")) for name in names)
     return unzipped
 

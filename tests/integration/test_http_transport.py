@@ -19,6 +19,8 @@ from bot.sandbox.slack_emulator import SlackEmulator
 from bot.sandbox.slack_payloads import (
     FORM_CONTENT_TYPE,
     JSON_CONTENT_TYPE,
+    app_mention,
+    event_callback,
     form_body,
     json_body,
     post,
@@ -176,3 +178,39 @@ def test_rejected_bot_token_stops_start_up(
     settings = make_settings(SLACK_API_URL=slack_emulator.api_url, SLACK_BOT_TOKEN="xoxb-revoked", PORT=0)
     with pytest.raises(Exception, match="invalid_auth"), running_bot(settings, Services(settings), slack_emulator):
         pass
+
+
+def _mention(bot_http: BotUnderTest, text: str, event_id: str, *, retry: int | None = None) -> int:
+    event = app_mention(f"<@U0ETLDOCTOR> {text}", user="U0ONCALL", channel="C0ETLALERTS")
+    body, headers = signed_request(
+        json_body(event_callback(event, event_id=event_id)), SIGNING_SECRET, content_type=JSON_CONTENT_TYPE
+    )
+    if retry is not None:
+        headers |= {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"}
+    status, _, _ = post(bot_http.requests.events_url, body, headers)
+    return status
+
+
+def test_mention_is_answered_in_its_thread(bot_http: BotUnderTest, slack_emulator: SlackEmulator) -> None:
+    assert _mention(bot_http, "help", "Ev0MENTION1") == 200
+    (call,) = slack_emulator.wait_for("chat.postMessage")
+    assert call.args["channel"] == "C0ETLALERTS"
+    assert call.args["thread_ts"]  # a reply in the mention's thread, not a new post
+    assert call.args["text"] == "etl-doctor subcommands: help, pipelines"
+
+
+def test_mention_with_a_typo_gets_usage_in_the_thread(bot_http: BotUnderTest, slack_emulator: SlackEmulator) -> None:
+    assert _mention(bot_http, "pipelinez", "Ev0MENTION2") == 200
+    (call,) = slack_emulator.wait_for("chat.postMessage")
+    assert call.args["text"].startswith("`pipelinez` is not an etl-doctor subcommand — did you mean `pipelines`?")
+
+
+def test_retried_event_is_answered_once(bot_http: BotUnderTest, slack_emulator: SlackEmulator) -> None:
+    assert _mention(bot_http, "help", "Ev0RETRIED") == 200
+    slack_emulator.wait_for("chat.postMessage")
+    assert _mention(bot_http, "help", "Ev0RETRIED", retry=1) == 200  # Slack's retry of the same event
+    assert _mention(bot_http, "help", "Ev0DIFFERENT") == 200
+    calls = slack_emulator.wait_for("chat.postMessage", count=2)
+    assert len(calls) == 2
+    with bot_http.services.store.transaction() as uow:
+        assert not uow.event_receipts.first_delivery("Ev0RETRIED", bot_http.services.clock())

@@ -196,3 +196,13 @@ def test_schema_newer_than_the_code_is_reported(store: Store) -> None:
         connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     with pytest.raises(StoreSchemaError, match="newer than this etl-doctor knows"):
         store.ensure_schema(auto_upgrade=False)
+
+
+def test_event_receipts_let_each_event_through_once(store: Store) -> None:
+    with store.transaction() as uow:
+        assert uow.event_receipts.first_delivery("Ev08MFMKH6", T0)
+    with store.transaction() as uow:
+        assert not uow.event_receipts.first_delivery("Ev08MFMKH6", T0 + timedelta(minutes=1))  # Slack's retry
+        assert uow.event_receipts.first_delivery("Ev08MFMKH7", T0 + timedelta(minutes=1))
+    with store.transaction() as uow:  # receipts older than a day are forgotten
+        assert uow.event_receipts.first_delivery("Ev08MFMKH6", T0 + timedelta(days=2))

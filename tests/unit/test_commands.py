@@ -1,7 +1,7 @@
 import pytest
 
 from bot.answers import ANSWERS
-from bot.commands import SUBCOMMANDS, UsageError, parse
+from bot.commands import SUBCOMMANDS, UsageError, parse, strip_mention
 
 
 def test_every_listed_subcommand_has_an_answer_and_no_more() -> None:
@@ -53,3 +53,9 @@ def test_help_for_an_unknown_subcommand() -> None:
 def test_unbalanced_quotes() -> None:
     with pytest.raises(UsageError, match="unbalanced quotes"):
         parse('help "pipelines')
+
+
+def test_mention_is_stripped() -> None:
+    assert strip_mention("<@U0ETLDOCTOR> pipelines") == "pipelines"
+    assert strip_mention("  <@U0ETLDOCTOR|etl-doctor>   help why") == "help why"
+    assert strip_mention("no mention here") == "no mention here"

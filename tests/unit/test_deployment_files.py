@@ -1,0 +1,100 @@
+"""Dockerfile, serverless.yml and the Slack app manifests say what the code does."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.commands import COMMAND
+
+ROOT = Path(__file__).resolve().parents[2]
+HTTP_MANIFEST, SOCKET_MANIFEST = ROOT / "manifest.yml", ROOT / "manifest.socket-mode.yml"
+
+
+def _yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("path", [HTTP_MANIFEST, SOCKET_MANIFEST], ids=lambda p: p.name)
+def test_manifest_respects_slacks_schema_limits(path: Path) -> None:
+    # Limits from slackapi/manifest-schema, schemas/manifest.schema.1.0.0.json.
+    manifest = _yaml(path)
+    display = manifest["display_information"]
+    assert 1 <= len(display["name"]) <= 35
+    assert 1 <= len(display["description"]) <= 140
+    assert 175 <= len(display["long_description"]) <= 4000
+    assert re.fullmatch(r"#[0-9a-fA-F]{3}([0-9a-fA-F]{3})?", display["background_color"])
+    assert 1 <= len(manifest["features"]["bot_user"]["display_name"]) <= 80
+    for command in manifest["features"]["slash_commands"]:
+        assert command["command"].startswith("/") and 2 <= len(command["command"]) <= 32
+        assert 1 <= len(command["description"]) <= 2000
+        assert 1 <= len(command["usage_hint"]) <= 1000
+    assert set(manifest) <= {"_metadata", "display_information", "features", "oauth_config", "settings"}
+
+
+def test_manifest_declares_what_the_app_handles() -> None:
+    manifest = _yaml(HTTP_MANIFEST)
+    assert [c["command"] for c in manifest["features"]["slash_commands"]] == [COMMAND]
+    assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["app_mention"]
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == {"app_mentions:read", "commands", "chat:write"}
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    assert manifest["settings"]["socket_mode_enabled"] is False
+    urls = [c["url"] for c in manifest["features"]["slash_commands"]]
+    urls += [
+        manifest["settings"]["event_subscriptions"]["request_url"],
+        manifest["settings"]["interactivity"]["request_url"],
+    ]
+    assert all(url.startswith("https://") and url.endswith("/slack/events") for url in urls)  # Bolt's one path
+
+
+def test_socket_mode_manifest_differs_only_in_transport() -> None:
+    http, socket = _yaml(HTTP_MANIFEST), _yaml(SOCKET_MANIFEST)
+    assert socket["settings"]["socket_mode_enabled"] is True
+    assert "url" not in str(socket["features"]["slash_commands"])
+    assert "request_url" not in str(socket["settings"])
+    assert socket["oauth_config"] == http["oauth_config"]
+    assert socket["display_information"] == http["display_information"]
+    assert (
+        socket["settings"]["event_subscriptions"]["bot_events"] == http["settings"]["event_subscriptions"]["bot_events"]
+    )
+
+
+def test_serverless_points_at_the_real_handler_and_artifact() -> None:
+    config = _yaml(ROOT / "serverless.yml")
+    assert config["provider"]["runtime"] == "python3.12"
+    function = config["functions"]["slack"]
+    module_path, attribute = function["handler"].rsplit(".", 1)
+    module = importlib.import_module(module_path.replace("/", "."))
+    assert callable(getattr(module, attribute))
+    assert function["events"] == [{"httpApi": {"path": "/slack/events", "method": "post"}}]
+    script = (ROOT / "scripts" / "package_lambda.py").read_text(encoding="utf-8")
+    assert config["package"]["artifact"] == "build/lambda/etl-doctor-lambda.zip"
+    assert '"build" / "lambda" / "etl-doctor-lambda.zip"' in script
+
+
+def test_serverless_scopes_self_invocation_to_its_own_function() -> None:
+    config = _yaml(ROOT / "serverless.yml")
+    statements = config["provider"]["iam"]["role"]["statements"]
+    invoke = next(s for s in statements if "lambda:InvokeFunction" in s["Action"])
+    assert invoke["Resource"] == [
+        "arn:aws:lambda:${aws:region}:${aws:accountId}:function:${self:service}-${sls:stage}-slack"
+    ]
+    assert set(invoke["Action"]) == {"lambda:InvokeFunction", "lambda:GetFunction"}
+    environment = config["provider"]["environment"]
+    for secret in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "DATABASE_URL"):
+        assert environment[secret].startswith("${ssm:"), f"{secret} must come from SSM, not the file"
+    assert config["provider"]["logRetentionInDays"] > 0
+
+
+def test_dockerfile_shape() -> None:
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert len(re.findall(r"^FROM ", text, flags=re.MULTILINE)) == 2  # multi-stage
+    assert re.search(r"^USER etl-doctor$", text, flags=re.MULTILINE)
+    assert 'ENTRYPOINT ["etl-doctor"]' in text and 'CMD ["serve"]' in text
+    assert "HEALTHCHECK" in text and "/healthz" in text
+    assert "slim" in text
