@@ -15,6 +15,8 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
+from bot.errors import UserFacingError
+
 DEFAULT_CONFIG_FILE = Path("etl-doctor.yml")
 
 _STATE_MACHINE_ARN = re.compile(r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$")
@@ -22,7 +24,7 @@ _PIPELINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 _CHANNEL = re.compile(r"^(#[a-z0-9_-]{1,80}|[CGD][A-Z0-9]{2,})$")
 
 
-class ConfigError(Exception):
+class ConfigError(UserFacingError):
     """The configuration is invalid; the message names the source and the field."""
 
 

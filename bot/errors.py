@@ -22,19 +22,15 @@ def new_error_ref() -> str:
 def describe_exception(exc: BaseException) -> str:
     """Describe ``exc`` in one line a user can act on, with secrets redacted.
 
-    Known kinds (configuration, store schema, AWS) get their own wording; anything else is shown as
-    ``Type: message``.
+    Our own expected failures (`UserFacingError`: configuration, store schema…) are shown as written,
+    AWS and store errors get their own wording, anything else is shown as ``Type: message``.
     """
-    from bot.config import ConfigError
-
-    if isinstance(exc, UserFacingError | ConfigError):
+    if isinstance(exc, UserFacingError):
         text = str(exc)
     else:
         described = describe_aws_error(exc)
         if described is not None:
             text = described
-        elif type(exc).__name__ == "StoreSchemaError":
-            text = str(exc)
         elif type(exc).__module__.startswith("sqlalchemy"):
             text = f"the incident store failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         else:

@@ -57,6 +57,12 @@ class Services:
                 self._store = store
             return self._store
 
+    def close(self) -> None:
+        """Release pooled connections (when the store was opened)."""
+        with self._store_lock:
+            if self._store is not None:
+                self._store.dispose()
+
     @property
     def stepfunctions(self) -> StepFunctionsGateway:
         """Step Functions gateway."""

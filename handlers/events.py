@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import Ack, BoltResponse
+from slack_bolt import Ack, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 
 from bot.answers import answer
@@ -23,11 +23,14 @@ class AppMention:
         self._services = services
 
     def drop_retried_events(
-        self, body: dict[str, Any], next_: Callable[[], BoltResponse], logger: logging.Logger
+        self, body: dict[str, Any], request: BoltRequest, next_: Callable[[], BoltResponse], logger: logging.Logger
     ) -> BoltResponse | None:
-        """Global middleware: an event_id seen before (a Slack retry) is acked and not run again."""
+        """Global middleware: an event_id seen before (a Slack retry) is acked and not run again.
+
+        Bolt's own lazy re-dispatch on Lambda carries the same event_id; it is the answer, not a retry.
+        """
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if event_id:
+        if event_id and not request.lazy_only:
             with self._services.store.transaction() as uow:
                 first = uow.event_receipts.first_delivery(str(event_id), self._services.clock())
             if not first:

@@ -96,8 +96,8 @@ class Sandbox:
             if self._thread is not None:
                 self._thread.join(timeout=10)
             self._server = None
-        if self.services is not None and self.services._store is not None:
-            self.services.store.dispose()
+        if self.services is not None:
+            self.services.close()
         self.slack.stop()
         self.moto.stop()
         if self._tmp is not None:

@@ -803,11 +803,9 @@ class SlackEmulator:
         self._ws_issued.add(conn_id)
         return {"ok": True, "url": f"ws://{self.host}:{self.port}/socket-mode/{conn_id}"}
 
-    def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
-        channel = self._channel_arg(args)
-        text, blocks = _content(args)
-        self._check_channel_rate(channel)
-        message: dict[str, Any] = {
+    def _bot_message(self, text: str, blocks: list[Any]) -> dict[str, Any]:
+        """A new message from the bot, with a fresh ts (not yet stored)."""
+        return {
             "type": "message",
             "user": self.bot_user_id,
             "bot_id": self.bot_id,
@@ -815,6 +813,12 @@ class SlackEmulator:
             "blocks": blocks,
             "ts": self._next_ts(),
         }
+
+    def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel_arg(args)
+        text, blocks = _content(args)
+        self._check_channel_rate(channel)
+        message = self._bot_message(text, blocks)
         for extra in ("attachments", "metadata", "markdown_text"):
             if extra in args:
                 message[extra] = args[extra]
@@ -1084,16 +1088,9 @@ class SlackEmulator:
         }
 
     def _share_files(self, channel: str, files: list[_File], thread_ts: str | None, comment: str | None) -> None:
-        message: dict[str, Any] = {
-            "type": "message",
-            "user": self.bot_user_id,
-            "bot_id": self.bot_id,
-            "text": comment or "",
-            "blocks": [],
-            "files": [self._file_object(f, [channel]) for f in files],
-            "upload": True,
-            "ts": self._next_ts(),
-        }
+        message = self._bot_message(comment or "", [])
+        message["files"] = [self._file_object(f, [channel]) for f in files]
+        message["upload"] = True
         if thread_ts:
             message["thread_ts"] = thread_ts
             self._note_reply(channel, thread_ts, message["ts"])
@@ -1105,7 +1102,8 @@ class SlackEmulator:
             return
         channel = context.channel
         text = str(payload.get("text") or "")
-        blocks = payload.get("blocks") if isinstance(payload.get("blocks"), list) else []
+        raw_blocks = payload.get("blocks")
+        blocks: list[Any] = raw_blocks if isinstance(raw_blocks, list) else []
         if _truthy(payload.get("delete_original")):
             self._messages[channel] = [m for m in self._messages.get(channel, []) if m["ts"] != context.message_ts]
             return
@@ -1116,14 +1114,7 @@ class SlackEmulator:
                     message["edited"] = {"user": self.bot_user_id, "ts": self._next_ts()}
                     return
         if payload.get("response_type") == "in_channel":
-            posted: dict[str, Any] = {
-                "type": "message",
-                "user": self.bot_user_id,
-                "bot_id": self.bot_id,
-                "text": text,
-                "blocks": blocks,
-                "ts": self._next_ts(),
-            }
+            posted = self._bot_message(text, blocks)
             if isinstance(payload.get("thread_ts"), str):
                 posted["thread_ts"] = payload["thread_ts"]
                 self._note_reply(channel, payload["thread_ts"], posted["ts"])

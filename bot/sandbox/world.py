@@ -36,8 +36,8 @@ def _failing_load() -> dict[str, Any]:
         "States": {
             "ExtractPolicies": {"Type": "Pass", "Next": "LoadFactPolicies"},
             "LoadFactPolicies": {
-                "Type": "Fail",
-                "Error": "States.TaskFailed",
+                "Type": "Fail",  # custom error names must not start with "States." (reserved by the ASL spec)
+                "Error": "LoadFailed",
                 "Cause": "Essential container in task exited: OutOfMemoryError: Container killed due to memory usage",
             },
         },

@@ -13,12 +13,13 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from bot.errors import UserFacingError
 from bot.store.repositories import AlertRepository, AuditLog, EventReceipts, IncidentRepository, KpiRunRepository
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-class StoreSchemaError(Exception):
+class StoreSchemaError(UserFacingError):
     """The database schema is not the one this version of etl-doctor needs."""
 
 

@@ -18,7 +18,16 @@ from botocore.config import Config
 
 from bot.config import Settings
 from bot.sandbox.slack_emulator import SlackEmulator
-from bot.sandbox.slack_payloads import FORM_CONTENT_TYPE, form_body, signed_request, slash_command
+from bot.sandbox.slack_payloads import (
+    FORM_CONTENT_TYPE,
+    JSON_CONTENT_TYPE,
+    app_mention,
+    event_callback,
+    form_body,
+    json_body,
+    signed_request,
+    slash_command,
+)
 from handlers.lambda_handler import build_handler
 from tests.conftest import SIGNING_SECRET
 from tests.support.apigw import apigw_event
@@ -124,3 +133,20 @@ def test_failed_self_invocation_is_reported_to_the_user(
     assert posted.args["text"].startswith(
         "etl-doctor hit an error: could not start the background work: could not reach AWS at http://127.0.0.1:9"
     )
+
+
+def test_mention_is_answered_through_the_self_invocation(lambda_world: Any, slack_emulator: SlackEmulator) -> None:
+    # The lazy invocation re-dispatches the same event_id; retry dedupe must not swallow it.
+    handler, loopback = lambda_world
+    event = app_mention("<@U0ETLDOCTOR> help", user="U0ONCALL", channel="C0ETLALERTS")
+    body, headers = signed_request(
+        json_body(event_callback(event, event_id="Ev0LAMBDA")), SIGNING_SECRET, content_type=JSON_CONTENT_TYPE
+    )
+    assert handler(apigw_event(body, headers), LambdaContext())["statusCode"] == 200
+    (lazy_result,) = loopback.wait_for_results(1)
+    assert lazy_result["statusCode"] == 200
+    (posted,) = slack_emulator.wait_for("chat.postMessage")
+    assert posted.args["text"] == "etl-doctor subcommands: help, pipelines"
+    retry_headers = headers | {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+    assert handler(apigw_event(body, retry_headers), LambdaContext())["statusCode"] == 200
+    assert len(loopback.invocations) == 1  # Slack's retry started nothing

@@ -60,3 +60,17 @@ def test_unreachable_aws_is_reported_per_pipeline() -> None:
     (status,) = pipeline_statuses(project, StepFunctionsGateway(unreachable.stepfunctions), "us-east-1")
     assert status.latest is None
     assert status.problem == "could not reach AWS at http://127.0.0.1:9/ (connection failed)"
+
+
+def test_sandbox_failure_comes_from_its_fail_state(aws: AwsClients) -> None:
+    # The run must fail *through* LoadFactPolicies, not because the definition is invalid.
+    seed(aws.client("stepfunctions"))
+    policies = next(p for p in PIPELINES if p.name == "policies-etl")
+    latest = StepFunctionsGateway(aws.stepfunctions).latest_execution(policies.state_machine_arn)
+    assert latest is not None
+    history = aws.stepfunctions.get_execution_history(executionArn=latest.execution_arn)["events"]
+    types = [event["type"] for event in history]
+    assert "FailStateEntered" in types
+    failed = next(event for event in history if event["type"] == "ExecutionFailed")
+    assert failed["executionFailedEventDetails"]["error"] == "LoadFailed"
+    assert "OutOfMemoryError" in failed["executionFailedEventDetails"]["cause"]
