@@ -16,7 +16,9 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 from bot import __version__
 from bot.commands import COMMAND
 from bot.config import ConfigError, Settings
+from bot.render.diagnosis import ACTION_LOGS
 from bot.services import Services
+from handlers.actions import DiagnosisButtons
 from handlers.commands import EtlCommand
 from handlers.errors import handle_listener_error
 from handlers.events import AppMention
@@ -99,6 +101,8 @@ def build_app(
     etl = EtlCommand(services)
     app.command(COMMAND)(ack=etl.ack_etl, lazy=[etl.run_etl])
     app.event("app_mention")(ack=mention.ack_mention, lazy=[mention.run_mention])
+    buttons = DiagnosisButtons(services)
+    app.action(ACTION_LOGS)(ack=buttons.ack_logs_button, lazy=[buttons.run_logs_button])
     app.error(handle_listener_error)
     return app
 

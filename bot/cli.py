@@ -78,6 +78,139 @@ def pipelines(config: ConfigOption = None) -> None:
     typer.echo(render_message(message))
 
 
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the documented JSON object instead of text.")]
+
+
+@app.command()
+def why(
+    target: Annotated[
+        list[str], typer.Argument(help="Execution ARN, console URL, machine/execution, execution, or latest <machine>.")
+    ],
+    json_output: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Why an execution failed: the chain to the log line that explains it, the error class, what to do."""
+    import json
+
+    from bot.diagnosis.model import diagnosis_json
+    from bot.diagnosis.runner import diagnose
+    from bot.errors import describe_exception
+    from bot.render.diagnosis import render_diagnosis
+    from bot.render.terminal import render_message
+    from bot.services import Services
+
+    settings = _settings(config)
+    try:
+        diagnosis = diagnose(target, Services(settings))
+    except Exception as exc:
+        _fail(describe_exception(exc))
+    if json_output:
+        typer.echo(json.dumps(diagnosis_json(diagnosis), indent=2))
+    else:
+        typer.echo(render_message(render_diagnosis(diagnosis), show_urls=True))
+
+
+@app.command()
+def explain(
+    history: Annotated[Path, typer.Option("--history", help="Saved `aws stepfunctions get-execution-history` output.")],
+    describe: Annotated[
+        Path | None, typer.Option("--describe", help="Saved `aws stepfunctions describe-execution` output.")
+    ] = None,
+    json_output: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Diagnose offline from saved JSON (hops that need live AWS are listed as not followed)."""
+    import json
+
+    from bot.diagnosis.model import diagnosis_json
+    from bot.diagnosis.offline import diagnose_saved, load_saved
+    from bot.render.diagnosis import render_diagnosis
+    from bot.render.terminal import render_message
+
+    settings = _settings(config)
+    try:
+        saved_describe, events = load_saved(history, describe)
+        diagnosis = diagnose_saved(saved_describe, events, settings.project, settings.aws_region or "us-east-1")
+    except (OSError, ValueError, KeyError) as exc:
+        _fail(f"cannot read the saved execution: {exc}")
+    if json_output:
+        typer.echo(json.dumps(diagnosis_json(diagnosis), indent=2))
+    else:
+        typer.echo(render_message(render_diagnosis(diagnosis), show_urls=True))
+
+
+@app.command("classify")
+def classify_command(json_output: JsonOption = False) -> None:
+    """Classify an error message read from stdin: category, confidence, transient, fingerprint, next steps."""
+    import json
+
+    from bot.diagnosis.classify import classify_text
+    from bot.diagnosis.model import Diagnosis
+    from bot.diagnosis.remediation import remediate
+
+    text = sys.stdin.read()
+    if not text.strip():
+        _fail(
+            "nothing on stdin: pipe an error message in, e.g. `echo 'Task timed out after 3.00 seconds' | etl-doctor "
+            "classify`",
+            2,
+        )
+    result = classify_text(text)
+    stand_in = Diagnosis(execution_arn="", status="FAILED", cause_summary=text[:2000], category=result.category)
+    steps = remediate(stand_in)
+    document: dict[str, object] = {
+        "category": result.category,
+        "confidence": round(result.confidence, 2),
+        "transient": result.transient,
+        "fingerprint": result.fingerprint,
+        "title": result.title,
+        "reasons": list(result.reasons),
+        "conflicts": list(result.conflicts),
+        "remediation": steps,
+    }
+    if json_output:
+        typer.echo(json.dumps(document, indent=2))
+        return
+    typer.echo(
+        f"{result.title}  [{result.category}, {result.confidence:.0%}{', transient' if result.transient else ''}]"
+    )
+    typer.echo(f"fingerprint {result.fingerprint}")
+    for reason in result.reasons:
+        typer.echo(f"  because {reason}")
+    for conflict in result.conflicts:
+        typer.echo(f"  ! {conflict}")
+    for index, step in enumerate(steps, 1):
+        typer.echo(f"{index}. {step}")
+
+
+@app.command()
+def logs(
+    target: Annotated[list[str], typer.Argument(help="Execution (as for `why`), ECS task ARN, or log-group:stream.")],
+    grep: Annotated[str | None, typer.Option(help="Only lines containing this text (filtered server-side).")] = None,
+    since: Annotated[str | None, typer.Option(help="How far back, e.g. 30m, 6h, 2d.")] = None,
+    lines: Annotated[int, typer.Option(help="How many lines at most.")] = 50,
+    config: ConfigOption = None,
+) -> None:
+    """The log lines of the failed work (found like `why`), or of a task or stream: tail or matches."""
+    from bot.diagnosis.logs_lookup import parse_logs_args
+    from bot.diagnosis.runner import find_logs
+    from bot.errors import describe_exception
+    from bot.services import Services
+
+    words = [*target]
+    words += ["--grep", grep] if grep else []
+    words += ["--since", since] if since else []
+    words += ["--lines", str(lines)]
+    settings = _settings(config)
+    try:
+        result = find_logs(parse_logs_args(words), Services(settings))
+    except Exception as exc:
+        _fail(describe_exception(exc))
+    typer.echo(f"{result.group} › {result.stream}  ({len(result.lines)} lines)\n{result.url}")
+    for line in result.lines:
+        typer.echo(f"{line.timestamp:%Y-%m-%d %H:%M:%S} {line.message}")
+
+
 @app.command()
 def demo(
     keep_going: Annotated[bool, typer.Option(help="Keep the sandbox running after the tour (Ctrl-C stops).")] = False,

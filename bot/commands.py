@@ -21,6 +21,8 @@ class Subcommand:
         examples: Full example invocations.
         min_args: Fewest arguments accepted.
         max_args: Most arguments accepted.
+        in_channel: Answer visibly to the channel (diagnoses are shared); otherwise only to the sender.
+        progress: Shown at once, before slow work, with ``{args}`` replaced by the arguments.
     """
 
     name: str
@@ -29,6 +31,8 @@ class Subcommand:
     examples: tuple[str, ...] = ()
     min_args: int = 0
     max_args: int = 0
+    in_channel: bool = False
+    progress: str | None = None
 
     @property
     def synopsis(self) -> str:
@@ -43,6 +47,33 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         usage="[subcommand]",
         examples=("/etl help", "/etl help pipelines"),
         max_args=1,
+    ),
+    Subcommand(
+        name="why",
+        summary="Why an execution failed: the chain to the log line that explains it, the error class, what to do.",
+        usage="<execution ARN | console URL | state-machine/execution | execution | latest <state-machine>>",
+        examples=(
+            "/etl why latest policies-etl",
+            "/etl why policies-etl/run-2025-02-18",
+            "/etl why arn:aws:states:us-east-1:123456789012:execution:policies-etl:run-2025-02-18",
+        ),
+        min_args=1,
+        max_args=2,
+        in_channel=True,
+        progress=":mag: Diagnosing `{args}`: following the execution to its logs…",
+    ),
+    Subcommand(
+        name="logs",
+        summary="The log lines of the failed work (found like `why`), or of a task or stream: tail or matches.",
+        usage="<execution | ECS task ARN | log-group:stream> [--grep TEXT] [--since 30m] [--lines N]",
+        examples=(
+            "/etl logs latest policies-etl",
+            "/etl logs policies-etl/run-2025-02-18 --grep OutOfMemory",
+            "/etl logs /ecs/policies-etl:ecs/loader/4d5e6f --lines 100",
+        ),
+        min_args=1,
+        max_args=8,
+        progress=":scroll: Reading logs for `{args}`…",
     ),
     Subcommand(
         name="pipelines",
@@ -107,7 +138,29 @@ def parse(text: str) -> Invocation:
         raise UsageError(f"`{subcommand.name}` takes {expected}, got {len(args)}", subcommand)
     if subcommand.name == "help" and args and args[0].lower() not in _BY_NAME:
         raise UsageError(f"there is no subcommand `{args[0]}` to explain{_suggestion(args[0])}", subcommand)
+    _check_arguments(subcommand, args)
     return Invocation(subcommand, args)
+
+
+def _check_arguments(subcommand: Subcommand, args: tuple[str, ...]) -> None:
+    """Validate arguments that need no AWS call, so mistakes are answered in the ack."""
+    from bot.diagnosis.logs_lookup import LogsUsageError, parse_logs_args
+    from bot.diagnosis.targets import TargetError, parse_target
+
+    try:
+        if subcommand.name == "why":
+            parse_target(args)
+        elif subcommand.name == "logs":
+            query = parse_logs_args(args)
+            if not _is_stream_or_task(query.target):
+                parse_target(query.target)
+    except (TargetError, LogsUsageError) as error:
+        raise UsageError(str(error), subcommand) from None
+
+
+def _is_stream_or_task(args: tuple[str, ...]) -> bool:
+    first = args[0] if args else ""
+    return first.startswith("arn:aws:ecs:") or (":" in first and not first.startswith(("arn:", "http")))
 
 
 def strip_mention(text: str) -> str:

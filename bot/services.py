@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from bot.aws.clients import AwsClients
+from bot.aws.compute import ComputeGateway
+from bot.aws.logs import LogsGateway
 from bot.aws.stepfunctions import StepFunctionsGateway
 
 if TYPE_CHECKING:
@@ -67,3 +69,12 @@ class Services:
     def stepfunctions(self) -> StepFunctionsGateway:
         """Step Functions gateway."""
         return StepFunctionsGateway(self.aws.stepfunctions)
+
+    def logs(self) -> LogsGateway:
+        """A new CloudWatch Logs gateway (each counts the bytes it reads)."""
+        return LogsGateway(self.aws.client("logs"))
+
+    @property
+    def compute(self) -> ComputeGateway:
+        """ECS, Lambda, Glue, Batch and CloudWatch metrics lookups."""
+        return ComputeGateway(self.aws)

@@ -23,9 +23,12 @@ class EtlCommand:
     def ack_etl(self, ack: Ack, command: dict[str, Any]) -> None:
         """Ack within 3 s: usage errors are answered right here, ephemeral; valid commands run lazily."""
         try:
-            parse(command.get("text", ""))
+            invocation = parse(command.get("text", ""))
         except UsageError as error:
             ack(response_type="ephemeral", **render_usage_error(error))
+            return
+        if invocation.subcommand.progress:
+            ack(response_type="ephemeral", text=invocation.subcommand.progress.format(args=" ".join(invocation.args)))
             return
         ack()
 
@@ -35,5 +38,6 @@ class EtlCommand:
             invocation = parse(command.get("text", ""))
         except UsageError:
             return  # already answered by ack_etl
+        visibility = "in_channel" if invocation.subcommand.in_channel else "ephemeral"
         with reporting_errors(respond, logger, f"/etl {invocation.subcommand.name}"):
-            respond(response_type="ephemeral", replace_original=False, **answer(invocation, self._services))
+            respond(response_type=visibility, replace_original=False, **answer(invocation, self._services))

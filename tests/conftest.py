@@ -11,7 +11,9 @@ import pytest
 
 from bot.aws.clients import AwsClients
 from bot.config import ProjectConfig, Settings, load_settings
+from bot.sandbox.aws_replay import AwsReplay
 from bot.sandbox.moto_server import SANDBOX_CREDENTIALS, MotoSandbox
+from bot.sandbox.scenarios import load_scenario, read_scenario
 from bot.sandbox.slack_emulator import SlackEmulator
 from bot.store.db import Store
 from tests.support import postgres
@@ -42,6 +44,35 @@ def aws(moto: MotoSandbox) -> AwsClients:
     return AwsClients(
         region="us-east-1", endpoint_url=moto.endpoint_url, credentials=SANDBOX_CREDENTIALS, max_attempts=2
     )
+
+
+@pytest.fixture
+def replay(moto: MotoSandbox) -> Iterator[AwsReplay]:
+    """Recorded AWS responses on loopback, in front of the (emptied) moto server."""
+    with AwsReplay(moto.endpoint_url) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def replay_aws(replay: AwsReplay) -> AwsClients:
+    """AWS clients whose every call goes through the replay endpoint (recorded, else moto)."""
+    return AwsClients(
+        region="us-east-1", endpoint_url=replay.endpoint_url, credentials=SANDBOX_CREDENTIALS, max_attempts=2
+    )
+
+
+EXECUTIONS = Path(__file__).parent / "fixtures" / "executions"
+SCENARIOS = sorted(path.name for path in EXECUTIONS.iterdir() if (path / "scenario.json").exists())
+
+
+@pytest.fixture
+def load(replay: AwsReplay, replay_aws: AwsClients) -> Callable[[str], dict[str, Any]]:
+    """Serve a recorded scenario (tests/fixtures/executions/<name>) and return it, rebased to now."""
+
+    def serve(name: str) -> dict[str, Any]:
+        return load_scenario(read_scenario(EXECUTIONS / name), replay, replay_aws)
+
+    return serve
 
 
 # ---------------------------------------------------------------- Slack (Web API emulator on loopback)

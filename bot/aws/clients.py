@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ class AwsClients:
         self._lock = threading.Lock()
         self._session: boto3.Session | None = None
         self._clients: dict[str, Any] = {}
+        self._calls: Counter[str] = Counter()
+        self._calls_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> AwsClients:
@@ -88,8 +91,18 @@ class AwsClients:
             created = self._boto_session().client(  # type: ignore[call-overload]
                 service, endpoint_url=self.endpoint_url, config=config
             )
+            created.meta.events.register("before-call", self._count_call)
             self._clients[service] = created
             return created
+
+    def _count_call(self, model: Any, **_kwargs: Any) -> None:
+        with self._calls_lock:
+            self._calls[f"{model.service_model.service_name}:{model.name}"] += 1
+
+    def call_counts(self) -> Counter[str]:
+        """API calls made so far, by ``service:Operation`` (retries of one call count once)."""
+        with self._calls_lock:
+            return Counter(self._calls)
 
     @property
     def stepfunctions(self) -> SFNClient:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 
@@ -33,3 +34,24 @@ def state_machine_url(state_machine_arn: str, region: str) -> str:
     return (
         f"{_console_host(region)}/states/home?region={region}#/statemachines/view/{quote(state_machine_arn, safe=':')}"
     )
+
+
+def _cloudwatch_encode(value: str) -> str:
+    """CloudWatch's console fragment encoding: URL-encode twice, then ``%`` becomes ``$``."""
+    return quote(quote(value, safe=""), safe="").replace("%", "$")
+
+
+def log_group_url(region: str, group: str) -> str:
+    """Console page of a log group."""
+    return (
+        f"{_console_host(region)}/cloudwatch/home?region={region}"
+        f"#logsV2:log-groups/log-group/{_cloudwatch_encode(group)}"
+    )
+
+
+def log_stream_url(region: str, group: str, stream: str, at: datetime | None = None) -> str:
+    """Console page of a log stream, positioned 30 s before ``at`` when given."""
+    url = f"{log_group_url(region, group)}/log-events/{_cloudwatch_encode(stream)}"
+    if at is not None:
+        url += f"$3Fstart$3D{int((at - timedelta(seconds=30)).timestamp() * 1000)}"
+    return url

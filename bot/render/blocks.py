@@ -26,6 +26,11 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def code(text: str) -> str:
+    """An mrkdwn code block; backtick runs inside it cannot close it early."""
+    return "```" + text.replace("```", "ˋˋˋ") + "```"
+
+
 def link(url: str, label: str) -> str:
     """An mrkdwn link."""
     return f"<{url}|{escape(label).replace('|', '¦')}>"

@@ -21,6 +21,7 @@ _EMOJI = {
     ":hourglass_flowing_sand:": "⌛",
 }
 _LINK = re.compile(r"<([^|>]+)\|([^>]+)>|<([^>|]+)>")
+_FENCE = re.compile(r"```(.*?)```", re.DOTALL)
 _BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
 
 
@@ -33,21 +34,27 @@ def mrkdwn_to_text(text: str, *, show_urls: bool = False) -> str:
             return bare
         return f"{label} ({url})" if show_urls else label
 
+    text = _FENCE.sub(lambda m: "\n" + "\n".join("    " + line for line in m[1].strip("\n").split("\n")), text)
     text = _BOLD.sub(r"\1", _LINK.sub(replace_link, text))
     for code, symbol in _EMOJI.items():
         text = text.replace(code, symbol)
     return html.unescape(text)
 
 
-def _text_of(obj: dict[str, Any] | None) -> str:
+def _text_of(obj: dict[str, Any] | None, show_urls: bool = False) -> str:
     if not obj:
         return ""
     raw = str(obj.get("text", ""))
-    return mrkdwn_to_text(raw) if obj.get("type") == "mrkdwn" else html.unescape(raw)
+    return mrkdwn_to_text(raw, show_urls=show_urls) if obj.get("type") == "mrkdwn" else html.unescape(raw)
 
 
-def render_blocks(blocks: Iterable[dict[str, Any]]) -> str:
-    """Render Block Kit blocks as terminal text (headers underlined, buttons as ``[ Why ]``)."""
+def render_blocks(blocks: Iterable[dict[str, Any]], *, show_urls: bool = False) -> str:
+    """Render Block Kit blocks as terminal text (headers underlined, buttons as ``[ Why ]``).
+
+    Args:
+        blocks: The blocks.
+        show_urls: Print each link's URL after its label (a terminal cannot click a label).
+    """
     out: list[str] = []
     for block in blocks:
         kind = block.get("type")
@@ -55,7 +62,7 @@ def render_blocks(blocks: Iterable[dict[str, Any]]) -> str:
             title = _text_of(block.get("text"))
             out += [title, "═" * min(WIDTH, max(3, len(title)))]
         elif kind == "section":
-            text = _text_of(block.get("text"))
+            text = _text_of(block.get("text"), show_urls)
             if text:
                 out.append(text)
             fields = [_text_of(field) for field in block.get("fields", [])]
@@ -78,9 +85,9 @@ def render_blocks(blocks: Iterable[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def render_message(message: dict[str, Any]) -> str:
+def render_message(message: dict[str, Any], *, show_urls: bool = False) -> str:
     """Render a message (``blocks`` and/or ``text``) as Slack would show it."""
     blocks = message.get("blocks")
     if blocks:
-        return render_blocks(blocks)
-    return mrkdwn_to_text(str(message.get("text", "")))
+        return render_blocks(blocks, show_urls=show_urls)
+    return mrkdwn_to_text(str(message.get("text", "")), show_urls=show_urls)

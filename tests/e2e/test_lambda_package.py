@@ -22,6 +22,7 @@ from bot.sandbox.slack_emulator import SlackEmulator
 from bot.sandbox.slack_payloads import FORM_CONTENT_TYPE, form_body, signed_request, slash_command
 from tests.conftest import SIGNING_SECRET
 from tests.support.apigw import apigw_event
+from tests.support.golden import HELP_TEXT
 from tests.support.lambda_invoke import LoopbackLambda
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,6 +105,6 @@ def test_artifact_acks_and_answers_help(artifact: Path, slack_emulator: SlackEmu
         assert second["response"]["statusCode"] == 200
         (posted,) = slack_emulator.wait_for("response_url")
         assert posted.key == "artifact"
-        assert posted.args["text"] == "etl-doctor subcommands: help, pipelines"
+        assert posted.args["text"] == HELP_TEXT
     finally:
         loopback.stop()

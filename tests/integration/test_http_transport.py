@@ -31,6 +31,7 @@ from bot.sandbox.world import PIPELINES, seed
 from bot.services import Services
 from tests.conftest import SIGNING_SECRET
 from tests.support.bot import BotUnderTest, running_bot
+from tests.support.golden import HELP_TEXT
 
 PROJECT = "default_channel: '#etl-alerts'\npipelines:\n" + "".join(
     f"  {p.name}:\n    state_machine_arn: {p.state_machine_arn}\n" for p in PIPELINES
@@ -72,7 +73,7 @@ def test_help_is_acked_then_answered_lazily(bot_http: BotUnderTest) -> None:
     assert result.ack is None  # empty ack: the answer comes through response_url
     (response,) = result.responses
     assert response["response_type"] == "ephemeral"
-    assert response["text"] == "etl-doctor subcommands: help, pipelines"
+    assert response["text"] == HELP_TEXT
     assert response["blocks"][0] == {
         "type": "header",
         "text": {"type": "plain_text", "text": "etl-doctor", "emoji": True},
@@ -196,7 +197,7 @@ def test_mention_is_answered_in_its_thread(bot_http: BotUnderTest, slack_emulato
     (call,) = slack_emulator.wait_for("chat.postMessage")
     assert call.args["channel"] == "C0ETLALERTS"
     assert call.args["thread_ts"]  # a reply in the mention's thread, not a new post
-    assert call.args["text"] == "etl-doctor subcommands: help, pipelines"
+    assert call.args["text"] == HELP_TEXT
 
 
 def test_mention_with_a_typo_gets_usage_in_the_thread(bot_http: BotUnderTest, slack_emulator: SlackEmulator) -> None:

@@ -31,6 +31,7 @@ from bot.sandbox.slack_payloads import (
 from handlers.lambda_handler import build_handler
 from tests.conftest import SIGNING_SECRET
 from tests.support.apigw import apigw_event
+from tests.support.golden import HELP_TEXT
 from tests.support.lambda_invoke import LambdaContext, LoopbackLambda
 
 
@@ -74,16 +75,16 @@ def test_help_acks_then_self_invokes_for_the_answer(lambda_world: Any, slack_emu
     assert loopback.errors == []
     (posted,) = slack_emulator.wait_for("response_url")
     assert posted.key == "lambda-help"
-    assert posted.args["text"] == "etl-doctor subcommands: help, pipelines"
+    assert posted.args["text"] == HELP_TEXT
 
 
 def test_usage_error_is_answered_in_the_first_invocation(lambda_world: Any, slack_emulator: SlackEmulator) -> None:
     handler, _ = lambda_world
-    response = handler(_signed_event("why", slack_emulator, "lambda-bad"), LambdaContext())
+    response = handler(_signed_event("frobnicate", slack_emulator, "lambda-bad"), LambdaContext())
     assert response["statusCode"] == 200
     body = json.loads(response["body"])
     assert body["response_type"] == "ephemeral"
-    assert body["text"].startswith("`why` is not an etl-doctor subcommand")
+    assert body["text"].startswith("`frobnicate` is not an etl-doctor subcommand")
 
 
 def test_bad_signature_is_rejected_before_any_invocation(lambda_world: Any, slack_emulator: SlackEmulator) -> None:
@@ -146,7 +147,7 @@ def test_mention_is_answered_through_the_self_invocation(lambda_world: Any, slac
     (lazy_result,) = loopback.wait_for_results(1)
     assert lazy_result["statusCode"] == 200
     (posted,) = slack_emulator.wait_for("chat.postMessage")
-    assert posted.args["text"] == "etl-doctor subcommands: help, pipelines"
+    assert posted.args["text"] == HELP_TEXT
     retry_headers = headers | {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
     assert handler(apigw_event(body, retry_headers), LambdaContext())["statusCode"] == 200
     assert len(loopback.invocations) == 1  # Slack's retry started nothing

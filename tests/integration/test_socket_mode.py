@@ -13,6 +13,7 @@ from bot.sandbox.slack_emulator import SlackEmulator
 from bot.sandbox.slack_payloads import slash_command, socket_mode_envelope
 from bot.services import Services
 from tests.support.bot import BotUnderTest, running_bot
+from tests.support.golden import HELP_TEXT
 
 
 @pytest.fixture
@@ -35,15 +36,15 @@ def test_help_over_socket_mode(bot_socket: BotUnderTest, slack_emulator: SlackEm
     assert "payload" not in ack or not ack["payload"]  # empty ack; the answer follows via response_url
     (posted,) = slack_emulator.wait_for("response_url", timeout=10)
     assert posted.key == "socket-help"
-    assert posted.args["text"] == "etl-doctor subcommands: help, pipelines"
+    assert posted.args["text"] == HELP_TEXT
     assert len(slack_emulator.calls("apps.connections.open")) == 1
 
 
 def test_usage_error_travels_in_the_ack(bot_socket: BotUnderTest, slack_emulator: SlackEmulator) -> None:
-    payload = slash_command("redrive now", response_url=slack_emulator.response_url("socket-bad"))
+    payload = slash_command("frobnicate now", response_url=slack_emulator.response_url("socket-bad"))
     ack = slack_emulator.socket_mode_send(socket_mode_envelope("slash_commands", payload), timeout=10)
     assert ack["payload"]["response_type"] == "ephemeral"
-    assert ack["payload"]["text"].startswith("`redrive` is not an etl-doctor subcommand")
+    assert ack["payload"]["text"].startswith("`frobnicate` is not an etl-doctor subcommand")
 
 
 def test_health_reports_the_websocket(bot_socket: BotUnderTest) -> None:

@@ -19,3 +19,9 @@ def assert_golden(name: str, actual: Any) -> None:
         return
     assert path.exists(), f"golden file {path} missing; run with ETL_DOCTOR_UPDATE_GOLDEN=1 and review the diff"
     assert rendered == path.read_text(encoding="utf-8"), f"{name} differs from its golden file"
+
+
+# The fallback text of `/etl help`, derived from the subcommand registry (what every transport must deliver).
+from bot.commands import SUBCOMMANDS  # noqa: E402
+
+HELP_TEXT = "etl-doctor subcommands: " + ", ".join(sub.name for sub in SUBCOMMANDS)

@@ -1,0 +1,93 @@
+"""ECS, Lambda, Glue, Batch and CloudWatch metrics: the lookups a diagnosis makes on the failed work."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.aws.clients import AwsClients
+
+
+class ComputeGateway:
+    """Read-only lookups on the services Step Functions runs work on.
+
+    Args:
+        aws: The client factory.
+    """
+
+    def __init__(self, aws: AwsClients) -> None:
+        self._aws = aws
+
+    def ecs_task(self, cluster: str | None, task_arn: str) -> dict[str, Any] | None:
+        """DescribeTasks for one task (None when ECS no longer knows it: stopped tasks expire after ~1 h)."""
+        request: dict[str, Any] = {"tasks": [task_arn]}
+        if cluster:
+            request["cluster"] = cluster
+        tasks = self._aws.client("ecs").describe_tasks(**request).get("tasks", [])
+        return dict(tasks[0]) if tasks else None
+
+    def ecs_task_definition(self, arn: str) -> dict[str, Any] | None:
+        """DescribeTaskDefinition (None when it does not exist)."""
+        ecs = self._aws.client("ecs")
+        try:
+            return dict(ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"])
+        except ecs.exceptions.ClientException:
+            return None
+
+    def lambda_configuration(self, function: str) -> dict[str, Any] | None:
+        """GetFunctionConfiguration (log group, memory, timeout), or None when it cannot be read."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return dict(self._aws.client("lambda").get_function_configuration(FunctionName=function))
+        except ClientError:
+            return None  # optional: without it the log group follows the /aws/lambda/<name> convention
+
+    def glue_job_run(self, job_name: str, run_id: str) -> dict[str, Any] | None:
+        """GetJobRun, or None when it does not exist."""
+        glue = self._aws.client("glue")
+        try:
+            return dict(glue.get_job_run(JobName=job_name, RunId=run_id)["JobRun"])
+        except glue.exceptions.EntityNotFoundException:
+            return None
+
+    def batch_job(self, job_id: str) -> dict[str, Any] | None:
+        """DescribeJobs for one job, or None."""
+        jobs = self._aws.client("batch").describe_jobs(jobs=[job_id]).get("jobs", [])
+        return dict(jobs[0]) if jobs else None
+
+    def peak_metric(
+        self,
+        namespace: str,
+        metric: str,
+        dimensions: dict[str, str],
+        start: datetime,
+        end: datetime,
+        *,
+        period: int = 60,
+    ) -> tuple[float, datetime] | None:
+        """The highest datapoint (and when) of a metric in a window, or None without data."""
+        response = self._aws.client("cloudwatch").get_metric_data(
+            MetricDataQueries=[
+                {
+                    "Id": "m",
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": namespace,
+                            "MetricName": metric,
+                            "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+                        },
+                        "Period": period,
+                        "Stat": "Maximum",
+                    },
+                }
+            ],
+            StartTime=start - timedelta(minutes=5),
+            EndTime=end + timedelta(minutes=1),
+        )
+        results = response.get("MetricDataResults", [])
+        if not results or not results[0].get("Values"):
+            return None
+        values, stamps = results[0]["Values"], results[0]["Timestamps"]
+        best = max(range(len(values)), key=lambda index: values[index])
+        return float(values[best]), stamps[best]

@@ -1,0 +1,1 @@
+"""Diagnosis: execution → hops → evidence → classification → remediation."""

@@ -1,0 +1,731 @@
+"""The chase: follow a failed execution through every hop to the log lines that explain it."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.aws.console import execution_url, log_group_url, log_stream_url
+from bot.aws.errors import describe_aws_error
+from bot.aws.logs import LogGroupNotFoundError, LogsGateway
+from bot.aws.stepfunctions import ExecutionDescription, StepFunctionsGateway
+from bot.config import ProjectConfig
+from bot.diagnosis.classify import Signals, classify
+from bot.diagnosis.evidence import LogFindings, read_evidence
+from bot.diagnosis.history import Event, FailurePoint, HistoryWindow, details, locate_failure, parse_json
+from bot.diagnosis.model import PATH_SEPARATOR, Diagnosis, EvidenceLine, Hop
+from bot.diagnosis.remediation import remediate
+from bot.diagnosis.retry_audit import audit_retry, find_state
+from bot.diagnosis.stacktrace import StackTrace, parse_lambda_error
+from bot.errors import UserFacingError
+
+MAX_DEPTH = 5
+HISTORY_PAGES = 2  # with DescribeExecution: at most 3 Step Functions calls to reach the failed state
+_TASK_ARN = re.compile(r"arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task/[A-Za-z0-9_/-]+")
+_EXECUTION_ARN = re.compile(r"arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+")
+_REPORT = re.compile(r"Memory Size: (\d+) MB\s+Max Memory Used: (\d+) MB")
+_TIMED_OUT = re.compile(r"Task timed out after ([\d.]+) seconds")
+
+
+def _lower_keys(value: Any) -> Any:
+    """ECS/Glue/Batch objects arrive PascalCase inside Causes and camelCase from the APIs: use camelCase."""
+    if isinstance(value, dict):
+        return {(key[:1].lower() + key[1:]): _lower_keys(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_lower_keys(item) for item in value]
+    return value
+
+
+def _seconds(a: datetime | None, b: datetime | None) -> float | None:
+    return (b - a).total_seconds() if a and b else None
+
+
+@dataclass
+class _Found:
+    """What the followers gathered for classification and remediation."""
+
+    texts: list[str] = field(default_factory=list)
+    exit_code: int | None = None
+    stop_code: str | None = None
+    memory_peak_pct: float | None = None
+    trace: StackTrace | None = None
+    findings: LogFindings | None = None
+
+
+class Chase:
+    """Diagnoses executions.
+
+    Args:
+        sfn: Step Functions gateway.
+        logs: CloudWatch Logs gateway.
+        compute: ECS/Lambda/Glue/Batch/metrics gateway.
+        (All three are None offline: hops that need AWS are then listed as not followed.)
+        project: Pipelines (to name the pipeline of an execution).
+        region: Default region for links.
+    """
+
+    def __init__(
+        self,
+        sfn: StepFunctionsGateway | None,
+        logs: LogsGateway | None,
+        compute: Any,
+        project: ProjectConfig,
+        region: str,
+    ) -> None:
+        self.sfn = sfn
+        self.logs = logs
+        self.compute = compute
+        self.project = project
+        self.region = region
+
+    # ------------------------------------------------------------------ entry points
+
+    def diagnose(self, execution_arn: str, *, depth: int = 0) -> Diagnosis:
+        """Diagnose one execution (describe, read its history newest-first, follow the failed work)."""
+        sfn = self._live()
+        description = sfn.describe_execution(execution_arn)
+        diagnosis = self._start(description)
+        if not diagnosis.diagnosable:
+            return diagnosis
+        window = HistoryWindow(lambda token: sfn.history_page(execution_arn, token), max_pages=HISTORY_PAGES)
+        self._diagnose_history(diagnosis, description, window, depth=depth)
+        return diagnosis
+
+    def diagnose_offline(self, describe: dict[str, Any] | None, events: list[Event]) -> Diagnosis:
+        """Diagnose from saved describe-execution / get-execution-history output (no AWS calls)."""
+        ordered = sorted(events, key=lambda event: int(event["id"]), reverse=True)
+        terminal_types = {"ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted", "ExecutionSucceeded"}
+        status = next(
+            (
+                {"ExecutionFailed": "FAILED", "ExecutionTimedOut": "TIMED_OUT", "ExecutionAborted": "ABORTED"}.get(
+                    e["type"], "SUCCEEDED"
+                )
+                for e in ordered
+                if e["type"] in terminal_types
+            ),
+            "RUNNING",
+        )
+        described = describe or {}
+        start_event = next((e for e in reversed(ordered) if e["type"] == "ExecutionStarted"), None)
+        machine = described.get("stateMachineArn") or details(start_event or {}).get("stateMachineArn", "")
+        description = ExecutionDescription(
+            execution_arn=described.get("executionArn", "(from a saved history)"),
+            state_machine_arn=machine,
+            name=described.get("name", ""),
+            status=described.get("status", status),
+            start_date=described.get("startDate") or (start_event or ordered[-1])["timestamp"],
+            stop_date=described.get("stopDate") or ordered[0]["timestamp"],
+            error=described.get("error"),
+            cause=described.get("cause"),
+            input=described.get("input"),
+            map_run_arn=described.get("mapRunArn"),
+            redrive_count=int(described.get("redriveCount", 0)),
+            redrive_status=described.get("redriveStatus"),
+            state_machine_version_arn=described.get("stateMachineVersionArn"),
+        )
+        diagnosis = self._start(description)
+        if diagnosis.diagnosable:
+            window = HistoryWindow(lambda token: (ordered, None), max_pages=1)
+            self._diagnose_history(diagnosis, description, window, depth=0, offline=True)
+        return diagnosis
+
+    # ------------------------------------------------------------------ common
+
+    def _live(self) -> StepFunctionsGateway:
+        if self.sfn is None:
+            raise UserFacingError("this diagnosis is offline (from saved files): no AWS calls can be made")
+        return self.sfn
+
+    def _start(self, description: ExecutionDescription) -> Diagnosis:
+        region = (
+            description.execution_arn.split(":")[3] if description.execution_arn.startswith("arn:") else self.region
+        )
+        diagnosis = Diagnosis(
+            execution_arn=description.execution_arn,
+            status=description.status,
+            state_machine_arn=description.state_machine_arn,
+            execution_name=description.name,
+            pipeline=self._pipeline_of(description.state_machine_arn),
+            region=region,
+            started_at=description.start_date,
+            stopped_at=description.stop_date,
+            error=description.error,
+        )
+        name = f"`{description.name}` of `{diagnosis.pipeline or description.state_machine_arn.rsplit(':', 1)[-1]}`"
+        if description.status in {"RUNNING", "PENDING_REDRIVE"}:
+            diagnosis.verdict = f"{name} is still running (started {description.start_date:%Y-%m-%d %H:%M} UTC)"
+        elif description.status == "SUCCEEDED":
+            stopped = f" at {description.stop_date:%Y-%m-%d %H:%M} UTC" if description.stop_date else ""
+            diagnosis.verdict = f"{name} SUCCEEDED{stopped} — nothing to diagnose"
+        if description.execution_arn.startswith("arn:"):
+            diagnosis.hops.append(
+                Hop("execution", description.name, description.status, execution_url(description.execution_arn, region))
+            )
+        return diagnosis
+
+    def _pipeline_of(self, machine_arn: str) -> str | None:
+        base = machine_arn.split(":stateMachine:")[-1].split(":")[0]
+        for name, config in self.project.pipelines.items():
+            if config.state_machine_arn == machine_arn or config.state_machine_arn.endswith(f":{base}"):
+                return name
+        return None
+
+    def _diagnose_history(
+        self,
+        diagnosis: Diagnosis,
+        description: ExecutionDescription,
+        window: HistoryWindow,
+        *,
+        depth: int,
+        offline: bool = False,
+    ) -> None:
+        point = locate_failure(window)
+        diagnosis.context["history_pages"] = window.pages_read
+        diagnosis.failed_state = point.state_name
+        diagnosis.integration = point.integration
+        diagnosis.context["path"] = point.path
+        diagnosis.error = point.error or description.error
+        diagnosis.cause_summary = _summarise_cause(point.cause or description.cause)
+        diagnosis.notes += point.notes
+        state_detail = point.error or ""
+        if point.container_state and point.container_state != point.state_name and point.container is not None:
+            parallel = point.container["type"].startswith("Parallel")
+            what = "a branch failed" if parallel else "an iteration failed"
+            if point.iteration_index is not None:
+                what = f"iteration #{point.iteration_index} failed"
+            diagnosis.hops.append(Hop("parallel" if parallel else "map", point.container_state, what))
+        if point.state_name:
+            diagnosis.hops.append(Hop("state", point.state_name, state_detail.strip()))
+        found = _Found(texts=[text for text in (point.error, point.cause) if text])
+        follower: Callable[[Diagnosis, FailurePoint, _Found, int], None] | None = {
+            "ecs": self._follow_ecs,
+            "lambda": self._follow_lambda,
+            "glue": self._follow_glue,
+            "batch": self._follow_batch,
+            "child": self._follow_child,
+            "distributed_map": self._follow_map_run,
+        }.get(point.integration)
+        if follower is not None:
+            if offline:
+                diagnosis.hops.append(
+                    Hop(
+                        point.integration, point.resource or point.integration, "not followed (offline)", followed=False
+                    )
+                )
+                self._use_cause_only(diagnosis, point, found)
+            else:
+                self._guarded(diagnosis, point.integration, lambda: follower(diagnosis, point, found, depth))
+        elif point.integration in {"fail", "runtime"}:
+            diagnosis.notes.append(_explain_state_failure(point))
+        definition = None
+        if not offline and description.execution_arn.startswith("arn:"):
+            definition = self._definition(diagnosis)
+        if definition is not None and point.state_name:
+            state = find_state(definition.get("States", {}), point.state_name)
+            if state is not None and point.integration in {"fail", "runtime"}:
+                diagnosis.definition_snippet = json.dumps({point.state_name: state}, indent=2)[:1500]
+        if diagnosis.root_exception is None and found.trace is not None:
+            diagnosis.root_exception = found.trace.root_exception
+            diagnosis.app_frames = list(found.trace.app_frames)
+        self._classify(diagnosis, found, diagnosis.error or point.error, point.integration)
+        if definition is not None and diagnosis.failed_state and not diagnosis.retry_audit:
+            # the innermost failed state: inside a Distributed Map it is in the parent's ItemProcessor
+            advice = audit_retry(definition, diagnosis.failed_state, diagnosis.error, transient=diagnosis.transient)
+            if advice is not None:
+                diagnosis.retry_audit.append(advice)
+        diagnosis.remediation = remediate(diagnosis)
+
+    def _guarded(self, diagnosis: Diagnosis, kind: str, follow: Callable[[], None]) -> None:
+        """Run a follower; an AWS or user-facing failure marks the hop as not followed instead of failing all."""
+        try:
+            follow()
+        except UserFacingError as exc:
+            diagnosis.hops.append(Hop(kind, kind, f"not followed: {exc}", followed=False))
+        except Exception as exc:
+            described = describe_aws_error(exc)
+            if described is None:
+                raise
+            diagnosis.hops.append(Hop(kind, kind, f"not followed: {described}", followed=False))
+
+    def _definition(self, diagnosis: Diagnosis) -> dict[str, Any] | None:
+        try:
+            machine = self._live().definition_for_execution(diagnosis.execution_arn)
+        except Exception as exc:
+            if describe_aws_error(exc) is None:
+                raise
+            diagnosis.notes.append(f"definition not read: {describe_aws_error(exc)}")
+            return None
+        for arn in machine.log_group_arns:
+            group = arn.split(":log-group:", 1)[-1].removesuffix(":*")
+            diagnosis.hops.append(
+                Hop(
+                    "state_machine_logs",
+                    group,
+                    f"level {machine.log_level or '?'}",
+                    log_group_url(diagnosis.region, group),
+                )
+            )
+        return machine.definition
+
+    def _classify(self, diagnosis: Diagnosis, found: _Found, error: str | None, integration: str) -> None:
+        texts = list(found.texts)
+        if found.trace is not None:
+            texts += list(found.trace.chain)
+        if found.findings is not None:
+            texts += [line.message for line in found.findings.evidence[-10:]]
+        result = classify(
+            Signals(
+                texts=tuple(texts),
+                error_name=error,
+                exit_code=found.exit_code,
+                stop_code=found.stop_code,
+                memory_peak_pct=found.memory_peak_pct,
+                integration=integration,
+            )
+        )
+        diagnosis.category = result.category
+        diagnosis.confidence = result.confidence
+        diagnosis.transient = result.transient
+        diagnosis.fingerprint = result.fingerprint
+        diagnosis.title = result.title
+        diagnosis.reasons = list(result.reasons)
+        diagnosis.conflicts = list(result.conflicts)
+
+    def _use_cause_only(self, diagnosis: Diagnosis, point: FailurePoint, found: _Found) -> None:
+        cause = parse_json(point.cause)
+        if point.integration == "lambda":
+            trace = parse_lambda_error(point.cause or "")
+            if trace is not None:
+                found.trace = trace
+        elif isinstance(cause, dict):
+            found.texts += _cause_texts(_lower_keys(cause))
+            exit_code = _first_exit_code(_lower_keys(cause))
+            if exit_code is not None:
+                found.exit_code = exit_code
+            found.stop_code = _lower_keys(cause).get("stopCode")
+
+    def _add_log_evidence(
+        self, diagnosis: Diagnosis, found: _Found, group: str, stream: str, start: datetime | None, end: datetime
+    ) -> None:
+        if self.logs is None:
+            return
+        findings = read_evidence(self.logs, group, stream, start, end, region=diagnosis.region)
+        found.findings = findings
+        if findings.trace is not None:
+            found.trace = findings.trace
+        diagnosis.evidence = findings.evidence
+        detail = f"{findings.lines_read} lines read" + (
+            f", searched {', '.join(findings.searched_terms)}" if findings.searched_terms else ""
+        )
+        diagnosis.hops.append(
+            Hop(
+                "log_stream",
+                f"{group}{PATH_SEPARATOR}{stream}",
+                detail,
+                log_stream_url(diagnosis.region, group, stream, end),
+            )
+        )
+
+    # ------------------------------------------------------------------ ECS
+
+    def _follow_ecs(self, diagnosis: Diagnosis, point: FailurePoint, found: _Found, depth: int) -> None:
+        cause = parse_json(point.cause)
+        task = _lower_keys(cause) if isinstance(cause, dict) and ("taskArn" in cause or "TaskArn" in cause) else None
+        if task is None:
+            arn_match = _TASK_ARN.search(point.cause or "") or _TASK_ARN.search(
+                json.dumps(details(point.submitted)) if point.submitted else ""
+            )
+            if arn_match is None:
+                raise UserFacingError("the failure names no ECS task")
+            cluster = _cluster_from(point)
+            task = self.compute.ecs_task(cluster, arn_match[0])
+            if task is None:
+                raise UserFacingError(
+                    f"ECS no longer describes task {arn_match[0].rsplit('/', 1)[-1]} (stopped tasks expire)"
+                )
+            diagnosis.notes.append("the Cause was truncated; the task was read with DescribeTasks")
+        task_arn: str = task["taskArn"]
+        task_id = task_arn.rsplit("/", 1)[-1]
+        cluster_name = str(task.get("clusterArn", "")).rsplit("/", 1)[-1]
+        found.stop_code = task.get("stopCode")
+        found.texts += _cause_texts(task)
+        containers = task.get("containers", [])
+        failing = _failing_container(containers)
+        diagnosis.hops.append(
+            Hop(
+                "ecs_task",
+                task_id,
+                " · ".join(str(part) for part in (task.get("stopCode"), task.get("stoppedReason")) if part),
+                f"https://{diagnosis.region}.console.aws.amazon.com/ecs/v2/clusters/{cluster_name}/tasks/{task_id}"
+                f"/configuration?region={diagnosis.region}",
+            )
+        )
+        if failing is None:
+            return
+        found.exit_code = failing.get("exitCode")
+        exit_text = f"exit {failing['exitCode']}" if failing.get("exitCode") is not None else "no exit code"
+        diagnosis.hops.append(
+            Hop(
+                "container",
+                failing.get("name", "?"),
+                " · ".join(p for p in (exit_text, failing.get("reason", "")) if p),
+            )
+        )
+        if task.get("stopCode") == "TaskFailedToStart" or (
+            failing.get("exitCode") is None and not task.get("startedAt")
+        ):
+            diagnosis.notes.append(
+                "the container never started, so it wrote no logs: the stopped reason is the evidence"
+            )
+            return
+        definition = (
+            self.compute.ecs_task_definition(task["taskDefinitionArn"]) if task.get("taskDefinitionArn") else None
+        )
+        if definition is None:
+            diagnosis.hops.append(
+                Hop("log_stream", "?", "task definition not found: log stream unknown", followed=False)
+            )
+            return
+        container_definition: dict[str, Any] = next(
+            (c for c in definition.get("containerDefinitions", []) if c.get("name") == failing.get("name")), {}
+        )
+        diagnosis.context["ecs"] = {
+            "task_definition": f"{definition.get('family')}:{definition.get('revision')}",
+            "task_memory": definition.get("memory"),
+            "task_cpu": definition.get("cpu"),
+            "container": failing.get("name"),
+            "container_memory": container_definition.get("memory") or container_definition.get("memoryReservation"),
+            "image": container_definition.get("image"),
+            "environment": {e.get("name"): e.get("value") for e in container_definition.get("environment", [])},
+        }
+        self._ecs_memory(diagnosis, found, cluster_name, task_id, definition, point)
+        options = (container_definition.get("logConfiguration") or {}).get("options", {})
+        if (container_definition.get("logConfiguration") or {}).get("logDriver") != "awslogs" or not options.get(
+            "awslogs-group"
+        ):
+            diagnosis.hops.append(
+                Hop("log_stream", "?", "the container does not log to CloudWatch (no awslogs driver)", followed=False)
+            )
+            return
+        group = options["awslogs-group"]
+        prefix = options.get("awslogs-stream-prefix")
+        stream = f"{prefix}/{failing['name']}/{task_id}" if prefix else failing.get("logStreamName")
+        if not stream:
+            stream_list = self.logs.streams_with_prefix(group, task_id) if self.logs else []
+            if not stream_list:
+                diagnosis.hops.append(Hop("log_stream", group, "no stream prefix configured", followed=False))
+                return
+            stream = stream_list[0]
+        self._add_log_evidence(diagnosis, found, group, stream, point.started_at, point.failed_at)
+
+    def _ecs_memory(
+        self,
+        diagnosis: Diagnosis,
+        found: _Found,
+        cluster: str,
+        task_id: str,
+        definition: dict[str, Any],
+        point: FailurePoint,
+    ) -> None:
+        reserved = definition.get("memory")
+        if not reserved or point.started_at is None:
+            return
+        dimension_sets = [
+            {"ClusterName": cluster, "TaskId": task_id},
+            {"ClusterName": cluster, "TaskDefinitionFamily": str(definition.get("family"))},
+        ]
+        for dimensions in dimension_sets:
+            peak = self.compute.peak_metric(
+                "ECS/ContainerInsights", "MemoryUtilized", dimensions, point.started_at, point.failed_at
+            )
+            if peak is None:
+                continue
+            value, when = peak
+            found.memory_peak_pct = 100.0 * value / float(reserved)
+            before = (point.failed_at - when).total_seconds()
+            timing = f"{before:.0f} s before the failure" if before >= 0 else "at the failure"
+            diagnosis.resource_notes.append(
+                f"memory reached {found.memory_peak_pct:.0f}% of {reserved} MiB {timing} (Container Insights)"
+            )
+            return
+
+    # ------------------------------------------------------------------ Lambda
+
+    def _follow_lambda(self, diagnosis: Diagnosis, point: FailurePoint, found: _Found, depth: int) -> None:
+        function = _lambda_function(point)
+        trace = parse_lambda_error(point.cause or "")
+        cause = parse_json(point.cause)
+        request_id = cause.get("requestId") if isinstance(cause, dict) else None
+        if trace is not None:
+            found.trace = trace
+        name = function.split(":function:")[-1].split(":")[0] if function else None
+        configuration = self.compute.lambda_configuration(function) if function else None
+        group = ((configuration or {}).get("LoggingConfig") or {}).get("LogGroup") or (
+            f"/aws/lambda/{name}" if name else None
+        )
+        url = (
+            f"https://{diagnosis.region}.console.aws.amazon.com/lambda/home?region={diagnosis.region}#/functions/{name}"
+        )
+        limits = ""
+        if configuration:
+            diagnosis.context["lambda"] = {
+                "function": name,
+                "memory": configuration.get("MemorySize"),
+                "timeout": configuration.get("Timeout"),
+            }
+            limits = f"{configuration.get('MemorySize')} MB, timeout {configuration.get('Timeout')} s"
+        diagnosis.hops.append(
+            Hop(
+                "lambda", name or "?", " · ".join(p for p in (request_id and f"request {request_id}", limits) if p), url
+            )
+        )
+        if group is None or self.logs is None or point.started_at is None:
+            return
+        start, end = point.started_at - timedelta(seconds=5), point.failed_at + timedelta(seconds=5)
+        marker = request_id or (trace.root_type if trace else None) or "Task timed out"
+        try:
+            matches = self.logs.search(group, marker, start, end, limit=20)
+        except LogGroupNotFoundError:
+            why = (
+                "the invocation never reached the function"
+                if "TooManyRequests" in (point.error or "")
+                else "the function never logged"
+            )
+            diagnosis.hops.append(Hop("log_stream", group, f"no such log group: {why}", followed=False))
+            return
+        if not matches:
+            diagnosis.hops.append(
+                Hop("log_stream", group, f"no line with `{marker}` in the invocation's window", followed=False)
+            )
+            return
+        stream = matches[-1].stream
+        self._add_log_evidence(diagnosis, found, group, stream, point.started_at, point.failed_at)
+        for line in diagnosis.evidence:
+            report = _REPORT.search(line.message)
+            if report:
+                size, used = int(report[1]), int(report[2])
+                diagnosis.resource_notes.append(f"Lambda used {used} of {size} MB")
+                diagnosis.context.setdefault("lambda", {}).update({"memory": size, "max_memory_used": used})
+                if used >= size:
+                    found.texts.append("Lambda Max Memory Used reached Memory Size")
+                    found.memory_peak_pct = 100.0
+            timed_out = _TIMED_OUT.search(line.message)
+            if timed_out:
+                diagnosis.context.setdefault("lambda", {})["timed_out_after"] = float(timed_out[1])
+
+    # ------------------------------------------------------------------ Glue
+
+    def _follow_glue(self, diagnosis: Diagnosis, point: FailurePoint, found: _Found, depth: int) -> None:
+        cause = parse_json(point.cause)
+        run = _lower_keys(cause) if isinstance(cause, dict) else None
+        parameters = parse_json(details(point.scheduled).get("parameters")) if point.scheduled else None
+        job_name = (run or {}).get("jobName") or (parameters or {}).get("JobName")
+        run_id = (run or {}).get("id")
+        if run is None or not run.get("errorMessage"):
+            submitted = parse_json(details(point.submitted).get("output")) if point.submitted else None
+            run_id = run_id or (submitted or {}).get("JobRunId")
+            if job_name and run_id:
+                fetched = self.compute.glue_job_run(job_name, run_id)
+                run = _lower_keys(fetched) if fetched else run
+        if run is None or not job_name or not run_id:
+            raise UserFacingError("the failure names no Glue job run")
+        found.texts += [str(run.get("errorMessage", ""))]
+        url = f"https://{diagnosis.region}.console.aws.amazon.com/gluestudio/home?region={diagnosis.region}#/job/{job_name}/run/{run_id}"
+        detail = " · ".join(str(p) for p in (run.get("jobRunState"), run.get("errorMessage")) if p)
+        diagnosis.hops.append(Hop("glue_job_run", f"{job_name}{PATH_SEPARATOR}{run_id}", detail[:300], url))
+        diagnosis.context["glue"] = {
+            "job": job_name,
+            "worker_type": run.get("workerType"),
+            "workers": run.get("numberOfWorkers"),
+            "max_capacity": run.get("maxCapacity"),
+            "glue_version": run.get("glueVersion"),
+        }
+        for group in ("/aws-glue/jobs/error", "/aws-glue/jobs/output"):
+            try:
+                self._add_log_evidence(diagnosis, found, group, run_id, point.started_at, point.failed_at)
+            except UserFacingError:
+                continue
+            if found.trace is not None:
+                return
+
+    # ------------------------------------------------------------------ Batch
+
+    def _follow_batch(self, diagnosis: Diagnosis, point: FailurePoint, found: _Found, depth: int) -> None:
+        cause = parse_json(point.cause)
+        job = _lower_keys(cause) if isinstance(cause, dict) and ("jobId" in cause or "JobId" in cause) else None
+        if job is None:
+            submitted = parse_json(details(point.submitted).get("output")) if point.submitted else None
+            job_id = (submitted or {}).get("JobId") or (submitted or {}).get("jobId")
+            fetched = self.compute.batch_job(job_id) if job_id else None
+            job = _lower_keys(fetched) if fetched else None
+        if job is None:
+            raise UserFacingError("the failure names no Batch job")
+        container = job.get("container") or {}
+        attempts = job.get("attempts") or []
+        last = (attempts[-1].get("container") if attempts else None) or {}
+        found.exit_code = container.get("exitCode", last.get("exitCode"))
+        found.texts += [str(t) for t in (job.get("statusReason"), container.get("reason"), last.get("reason")) if t]
+        url = f"https://{diagnosis.region}.console.aws.amazon.com/batch/home?region={diagnosis.region}#jobs/detail/{job['jobId']}"
+        detail = " · ".join(
+            str(p)
+            for p in (
+                job.get("status"),
+                job.get("statusReason"),
+                found.exit_code is not None and f"exit {found.exit_code}",
+            )
+            if p
+        )
+        diagnosis.hops.append(Hop("batch_job", str(job.get("jobName", job["jobId"])), detail, url))
+        stream = container.get("logStreamName") or last.get("logStreamName")
+        options = ((container.get("logConfiguration") or {}).get("options")) or {}
+        group = options.get("awslogs-group", "/aws/batch/job")
+        if stream:
+            self._add_log_evidence(diagnosis, found, group, stream, point.started_at, point.failed_at)
+
+    # ------------------------------------------------------------------ child executions and map runs
+
+    def _follow_child(self, diagnosis: Diagnosis, point: FailurePoint, found: _Found, depth: int) -> None:
+        texts = [point.cause or "", json.dumps(details(point.submitted)) if point.submitted else ""]
+        match = next((m for m in (_EXECUTION_ARN.search(text) for text in texts) if m), None)
+        if match is None:
+            raise UserFacingError("the failure names no child execution")
+        self._merge_child(diagnosis, match[0], found, depth, kind="child_execution")
+
+    def _follow_map_run(self, diagnosis: Diagnosis, point: FailurePoint, found: _Found, depth: int) -> None:
+        map_run = point.map_run_arn
+        if not map_run:
+            raise UserFacingError("the Distributed Map run is not named in the history")
+        failed = self._live().failed_map_run_executions(map_run)
+        run_id = map_run.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+        diagnosis.hops.append(
+            Hop("map_run", run_id, f"{len(failed)}{'+' if len(failed) >= 100 else ''} child executions failed")
+        )
+        if not failed:
+            return
+        first = min(failed, key=lambda execution: execution.stop_date or execution.start_date)
+        if len(failed) > 1:
+            diagnosis.notes.append(f"{len(failed) - 1} more child executions of the map run failed; showing the first")
+        self._merge_child(diagnosis, first.execution_arn, found, depth, kind="child_execution")
+
+    def _merge_child(self, diagnosis: Diagnosis, child_arn: str, found: _Found, depth: int, *, kind: str) -> None:
+        if depth + 1 > MAX_DEPTH:
+            diagnosis.hops.append(
+                Hop(kind, child_arn.rsplit(":", 1)[-1], f"not followed: deeper than {MAX_DEPTH} levels", followed=False)
+            )
+            return
+        child = self.diagnose(child_arn, depth=depth + 1)
+        hops = child.hops
+        if hops and hops[0].kind == "execution":
+            hops = [Hop(kind, hops[0].label, hops[0].detail, hops[0].url), *hops[1:]]
+        diagnosis.hops += hops
+        if diagnosis.error and child.error and diagnosis.error != child.error:
+            diagnosis.notes.append(
+                f"`{diagnosis.failed_state}` reported `{diagnosis.error}` because the child execution failed"
+            )
+        diagnosis.error = child.error or diagnosis.error
+        diagnosis.cause_summary = child.cause_summary or diagnosis.cause_summary
+        diagnosis.retry_audit += child.retry_audit
+        diagnosis.evidence = child.evidence or diagnosis.evidence
+        diagnosis.root_exception = child.root_exception
+        diagnosis.app_frames = child.app_frames
+        diagnosis.resource_notes += child.resource_notes
+        diagnosis.notes += [note for note in child.notes if not note.startswith("definition not read")]
+        diagnosis.context.update({k: v for k, v in child.context.items() if k not in diagnosis.context})
+        diagnosis.context["child"] = {
+            "execution_arn": child_arn,
+            "failed_state": child.failed_state,
+            "error": child.error,
+        }
+        found.texts += [t for t in (child.error, child.cause_summary, child.root_exception) if t]
+        found.texts += [line.message for line in child.evidence[-10:]]
+        if child.failed_state:
+            diagnosis.failed_state = (
+                f"{diagnosis.failed_state}{PATH_SEPARATOR}{child.failed_state}"
+                if diagnosis.failed_state
+                else child.failed_state
+            )
+
+
+def _summarise_cause(cause: str | None, limit: int = 500) -> str | None:
+    if not cause:
+        return None
+    parsed = parse_json(cause)
+    if isinstance(parsed, dict):
+        lowered = _lower_keys(parsed)
+        for key in ("errorMessage", "stoppedReason", "statusReason", "errorMessage", "cause", "error"):
+            if lowered.get(key):
+                return str(lowered[key])[:limit]
+    text = " ".join(cause.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _cause_texts(task: dict[str, Any]) -> list[str]:
+    texts = [str(task[key]) for key in ("stoppedReason", "stopCode", "errorMessage", "statusReason") if task.get(key)]
+    texts += [str(c["reason"]) for c in task.get("containers", []) if c.get("reason")]
+    return texts
+
+
+def _first_exit_code(task: dict[str, Any]) -> int | None:
+    container = _failing_container(task.get("containers", []))
+    code = container.get("exitCode") if container else None
+    return int(code) if code is not None else None
+
+
+def _failing_container(containers: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not containers:
+        return None
+    for container in containers:
+        if container.get("exitCode") not in (None, 0):
+            return container
+    for container in containers:
+        if container.get("reason"):
+            return container
+    return containers[0]
+
+
+def _cluster_from(point: FailurePoint) -> str | None:
+    parameters = parse_json(details(point.scheduled).get("parameters")) if point.scheduled else None
+    cluster = (parameters or {}).get("Cluster")
+    return str(cluster) if cluster else None
+
+
+def _lambda_function(point: FailurePoint) -> str | None:
+    if point.scheduled is None:
+        return None
+    scheduled = details(point.scheduled)
+    if point.scheduled["type"] == "LambdaFunctionScheduled":
+        resource: str | None = scheduled.get("resource")
+        return resource
+    parameters = parse_json(scheduled.get("parameters")) or {}
+    function = parameters.get("FunctionName") or parameters.get("functionName")
+    return str(function) if function else None
+
+
+def _explain_state_failure(point: FailurePoint) -> str:
+    if point.integration == "fail":
+        came_from = " after ".join(f"`{name}`" for name in point.path)
+        route = f", reached from {came_from}" if came_from else ""
+        return (
+            f"the state machine failed on purpose at the Fail state `{point.state_name}`{route} (error `{point.error}`)"
+        )
+    cause = point.cause or ""
+    missing = re.search(
+        r"The JSONPath '([^']+)' specified for the field '([^']+)' could not be found in the input '(.*)'",
+        cause,
+        re.DOTALL,
+    )
+    if missing:
+        path, field_name, given = missing.groups()
+        keys = parse_json(given)
+        have = f"; the input has {', '.join(sorted(keys)) or 'no keys'}" if isinstance(keys, dict) else ""
+        return f"state `{point.state_name}`: `{path}` (for `{field_name}`) is not in the state's input{have}"
+    return f"state `{point.state_name}` failed at run time: {_summarise_cause(cause, 300)}"
+
+
+def evidence_summary(lines: list[EvidenceLine]) -> str:
+    """Evidence lines as plain text, one per line with time (for the CLI and the LLM)."""
+    return "\n".join(f"{line.timestamp:%H:%M:%S} {line.message}" for line in lines)
