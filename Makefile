@@ -59,6 +59,8 @@ package-lambda: $(PY)
 
 bench: $(VENV)/.dev-installed
 	$(PY) bench/lambda_cold_start.py --artifact
+	$(PY) bench/why_calls.py
+	$(PY) bench/classify_accuracy.py
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -10,8 +10,8 @@ from typing import Any
 
 from slack_bolt import BoltResponse
 
-from bot.errors import describe_exception, new_error_ref
-from bot.render.messages import render_error
+from bot.errors import UserFacingError, describe_exception, new_error_ref
+from bot.render.messages import render_error, render_warning
 
 
 @contextmanager
@@ -27,6 +27,9 @@ def reporting_errors(respond: Callable[..., Any], logger: logging.Logger, what: 
     """
     try:
         yield
+    except UserFacingError as exc:
+        logger.info("%s: %s", what, exc)
+        respond(response_type="ephemeral", replace_original=False, **render_warning(str(exc)))
     except Exception as exc:
         ref = new_error_ref()
         logger.exception("%s failed (ref=%s)", what, ref, extra={"ref": ref})

@@ -65,7 +65,7 @@ class LogsGateway:
         return response
 
     def tail(self, group: str, stream: str, *, end: datetime | None = None, limit: int = 300) -> list[LogLine]:
-        """The last ``limit`` events of a stream up to ``end`` (one call, read backwards from the end)."""
+        """The last ``limit`` events of a stream before ``end`` (exclusive; one call, read backwards from there)."""
         request: dict[str, Any] = {
             "logGroupName": group,
             "logStreamName": stream,

@@ -12,7 +12,8 @@ from bot.diagnosis.model import EvidenceLine
 from bot.diagnosis.stacktrace import StackTrace, root_cause
 
 TAIL_LINES = 300
-CONTEXT_BEFORE, CONTEXT_AFTER = timedelta(seconds=20), timedelta(seconds=5)
+CONTEXT_AFTER = timedelta(seconds=30)
+CONTEXT_LINES_BEFORE, CONTEXT_LINES_AFTER = 40, 300
 WINDOW_MARGIN = timedelta(seconds=60)
 MAX_EVIDENCE = 30
 SEARCH_TERMS = ("Exception", "Traceback", "Error", "FATAL", "Killed", "panic")
@@ -77,7 +78,10 @@ def read_evidence(
             if not matches:
                 continue
             last = matches[-1].timestamp
-            context = _split(logs.window(group, stream, last - CONTEXT_BEFORE, last + CONTEXT_AFTER, limit=400))
+            # From the match on (a trace's frames follow it), plus a few lines before: bounded however dense the stream.
+            before = logs.tail(group, stream, end=last, limit=CONTEXT_LINES_BEFORE)
+            after = logs.window(group, stream, last, last + CONTEXT_AFTER, limit=CONTEXT_LINES_AFTER)
+            context = _split(before + after)
             findings.lines_read += len(context)
             candidate = root_cause([line.message for line in context])
             if candidate is not None or context:

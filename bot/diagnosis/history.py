@@ -91,11 +91,21 @@ class HistoryWindow:
                 break
         return self._by_id.get(event_id)
 
-    def chain(self, start: Event, *, limit: int = 200) -> list[Event]:
-        """``start`` and the events before it along ``previousEventId``, newest first."""
+    def chain(self, start: Event, *, limit: int = 200, to_state_entry: bool = False) -> list[Event]:
+        """``start`` and the events before it along ``previousEventId``, newest first.
+
+        Args:
+            start: Where to begin.
+            limit: Most events to return.
+            to_state_entry: Stop at the first ``*StateEntered`` event of a state that is not a Map or
+                Parallel container (its work is all that matters; older events may be pages away).
+        """
         chain = [start]
         current = start
         while len(chain) < limit:
+            entered = current is not start and current["type"].endswith("StateEntered")
+            if to_state_entry and entered and current["type"] not in {"MapStateEntered", "ParallelStateEntered"}:
+                break
             previous_id = current.get("previousEventId")
             if not previous_id:
                 break
@@ -192,7 +202,7 @@ def locate_failure(window: HistoryWindow) -> FailurePoint:
     point = FailurePoint(terminal=terminal)
     terminal_details = details(terminal)
     point.error, point.cause = terminal_details.get("error"), terminal_details.get("cause")
-    chain = window.chain(terminal)
+    chain = window.chain(terminal, to_state_entry=True)
     point.container = next((event for event in chain if event["type"] in CONTAINER_FAILURE_TYPES), None)
     point.leaf = next((event for event in chain if event["type"] in LEAF_FAILURE_TYPES), None)
     if point.leaf is None and (point.container is not None or terminal["type"] == "ExecutionFailed"):
@@ -201,7 +211,7 @@ def locate_failure(window: HistoryWindow) -> FailurePoint:
         point.caught = next(
             (
                 event
-                for event in window.chain(point.leaf)[1:]
+                for event in window.chain(point.leaf, limit=4)[1:]
                 if event["type"] in LEAF_FAILURE_TYPES - {"FailStateEntered"}
             ),
             None,
@@ -223,6 +233,7 @@ def locate_failure(window: HistoryWindow) -> FailurePoint:
 
 
 def _latest_leaf_before(window: HistoryWindow, before_id: int) -> Event | None:
+    """The newest leaf failure read so far that is older than ``before_id`` (no further pages are read)."""
     return next(
         (e for e in window.events if int(e["id"]) < before_id and e["type"] in LEAF_FAILURE_TYPES),
         None,
@@ -236,7 +247,7 @@ def _describe_work(window: HistoryWindow, point: FailurePoint) -> None:
     work_details = details(work)  # the work's own error beats the execution's summary of it
     point.error = work_details.get("error") or point.error
     point.cause = work_details.get("cause") or point.cause
-    for event in window.chain(work)[1:]:
+    for event in window.chain(work, to_state_entry=True)[1:]:
         kind = event["type"]
         if kind in {"TaskSubmitted", "TaskStarted"} and point.submitted is None:
             point.submitted = event
@@ -254,7 +265,7 @@ def _describe_work(window: HistoryWindow, point: FailurePoint) -> None:
         point.state_name = details(point.leaf).get("name")
         point.path = [
             str(details(event).get("name"))
-            for event in window.chain(point.leaf)[1:12]
+            for event in window.chain(point.leaf, limit=12)[1:]
             if event["type"].endswith("StateExited") and details(event).get("name")
         ][:3]
         return
@@ -309,7 +320,7 @@ def _describe_containers(window: HistoryWindow, point: FailurePoint, chain: list
 def _state_of(window: HistoryWindow, event: Event, parallel: bool) -> str | None:
     """The Map or Parallel state a container event belongs to (its own ``*StateEntered``, not a child's)."""
     wanted = "ParallelStateEntered" if parallel else "MapStateEntered"
-    for previous in window.chain(event):
+    for previous in window.chain(event, limit=60):
         if previous["type"] == wanted:
             name: str | None = details(previous).get("name")
             return name

@@ -74,6 +74,11 @@ def render_error(summary: str, ref: str) -> Message:
     return finish_message(blocks, text)
 
 
+def render_warning(text: str) -> Message:
+    """An expected problem with the request (not found, still running…), said plainly; no error reference."""
+    return finish_message([section(f":warning: {escape(text)}")], text)
+
+
 def render_pipelines(statuses: Sequence[PipelineStatus], *, region: str, now: datetime) -> Message:
     """The `/etl pipelines` overview: one line per pipeline with its latest execution."""
     if not statuses:

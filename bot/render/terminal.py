@@ -19,6 +19,11 @@ _EMOJI = {
     ":x:": "✗",
     ":white_check_mark:": "✓",
     ":hourglass_flowing_sand:": "⌛",
+    ":mag:": "⌕",
+    ":scroll:": "≡",
+    ":bar_chart:": "▮",
+    ":information_source:": "i",
+    ":repeat:": "↻",
 }
 _LINK = re.compile(r"<([^|>]+)\|([^>]+)>|<([^>|]+)>")
 _FENCE = re.compile(r"```(.*?)```", re.DOTALL)

@@ -252,6 +252,10 @@ class AwsReplay:
             answer = self._describe_batch_jobs
         else:
             service, operation = _service_from_auth(request.headers.get("Authorization", "")), request.command
+        if (service, operation) == ("states", "ListStateMachines"):
+            self._record(service, operation, params, replayed=True)
+            self._send_json(request, 200, self._list_state_machines(request, body))
+            return
         try:
             result = answer(params) if answer is not None else None
         except ReplayError as error:
@@ -278,7 +282,7 @@ class AwsReplay:
         request.end_headers()
         request.wfile.write(data)
 
-    def _forward(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
+    def _ask_moto(self, request: BaseHTTPRequestHandler, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         target = urlsplit(self.moto_url)
         connection = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port or 80, timeout=60)
         headers = {key: value for key, value in request.headers.items() if key.lower() not in {"host", "connection"}}
@@ -286,16 +290,31 @@ class AwsReplay:
         try:
             connection.request(request.command, request.path, body=body, headers=headers)
             response = connection.getresponse()
-            data = response.read()
-            request.send_response(response.status)
-            for key, value in response.getheaders():
-                if key.lower() not in {"transfer-encoding", "connection", "content-length", "server", "date"}:
-                    request.send_header(key, value)
-            request.send_header("Content-Length", str(len(data)))
-            request.end_headers()
-            request.wfile.write(data)
+            return response.status, response.getheaders(), response.read()
         finally:
             connection.close()
+
+    def _forward(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
+        status, headers, data = self._ask_moto(request, body)
+        request.send_response(status)
+        for key, value in headers:
+            if key.lower() not in {"transfer-encoding", "connection", "content-length", "server", "date"}:
+                request.send_header(key, value)
+        request.send_header("Content-Length", str(len(data)))
+        request.end_headers()
+        request.wfile.write(data)
+
+    def _list_state_machines(self, request: BaseHTTPRequestHandler, body: bytes) -> dict[str, Any]:
+        """The state machines moto knows plus the recorded ones, as one account would list them (one page)."""
+        status, _headers, data = self._ask_moto(request, body)
+        listed = json.loads(data).get("stateMachines", []) if status == 200 else []
+        known = {machine["stateMachineArn"] for machine in listed}
+        with self._lock:
+            recorded = [m for arn, m in self._state_machines.items() if arn not in known]
+        for machine in recorded:
+            item = {key: machine[key] for key in ("stateMachineArn", "name", "type", "creationDate") if key in machine}
+            listed.append(_jsonable_times(item, _SFN_TIME_KEYS))
+        return {"stateMachines": listed}
 
     # ------------------------------------------------------------------ answers
 

@@ -10,10 +10,11 @@ from pathlib import Path
 from bot.app import RunningServer, serve
 from bot.aws.clients import AwsClients
 from bot.config import Settings, load_settings
+from bot.sandbox.aws_replay import AwsReplay
 from bot.sandbox.moto_server import SANDBOX_CREDENTIALS, SANDBOX_REGION, MotoSandbox
 from bot.sandbox.slack_emulator import SlackEmulator
 from bot.sandbox.slack_requests import SlackRequests
-from bot.sandbox.world import seed, write_project_file
+from bot.sandbox.world import seed_world, write_project_file
 from bot.services import Services
 
 
@@ -29,6 +30,7 @@ class Sandbox:
         self.workdir = workdir or Path(self._tmp.name if self._tmp else ".")
         self.signing_secret = secrets.token_hex(16)
         self.moto = MotoSandbox()
+        self.replay: AwsReplay | None = None
         self.slack = SlackEmulator()
         self.settings: Settings | None = None
         self.services: Services | None = None
@@ -50,13 +52,15 @@ class Sandbox:
     def start(self) -> Sandbox:
         """Start moto and the Slack emulator, seed the pipelines, and run the bot's HTTP server."""
         self.moto.start()
+        self.moto.reset()  # moto's state is per process: start from an empty world even if another server ran here
+        self.replay = AwsReplay(self.moto.endpoint_url).start()
         self.slack.start()
         environ = {
             "SLACK_BOT_TOKEN": self.slack.bot_token,
             "SLACK_SIGNING_SECRET": self.signing_secret,
             "SLACK_API_URL": self.slack.api_url,
             "AWS_REGION": SANDBOX_REGION,
-            "AWS_ENDPOINT_URL": self.moto.endpoint_url,
+            "AWS_ENDPOINT_URL": self.replay.endpoint_url,
             "DATABASE_URL": f"sqlite:///{self.workdir / 'etl-doctor.db'}",
             "ETL_DOCTOR_CONFIG": str(write_project_file(self.workdir / "etl-doctor.yml")),
             "ETL_DOCTOR_HTTP_HOST": "127.0.0.1",
@@ -67,7 +71,7 @@ class Sandbox:
         self.settings = load_settings(environ)
         aws = AwsClients.from_settings(self.settings, credentials=SANDBOX_CREDENTIALS)
         self.services = Services(self.settings, aws=aws)
-        seed(aws.client("stepfunctions"))
+        seed_world(self.replay, aws)
         ready = threading.Event()
 
         def on_ready(server: RunningServer) -> None:
@@ -99,6 +103,8 @@ class Sandbox:
         if self.services is not None:
             self.services.close()
         self.slack.stop()
+        if self.replay is not None:
+            self.replay.stop()
         self.moto.stop()
         if self._tmp is not None:
             self._tmp.cleanup()

@@ -56,7 +56,7 @@ class SlackRequests:
         Args:
             text: What the user typed after `/etl`.
             user_id: Who typed it.
-            responses: How many response_url posts to wait for when the ack itself carried no message.
+            responses: How many response_url posts to wait for (0 when the ack itself is the answer, e.g. usage).
             wait: Longest wait in seconds.
             secret: Sign with this instead of the real secret (to show forged requests are refused).
         """
@@ -70,7 +70,7 @@ class SlackRequests:
         ack_ms = (time.perf_counter() - started) * 1000
         ack = json.loads(raw) if raw.strip().startswith(b"{") else None
         result = SlashResult(status=status, ack=ack, ack_ms=ack_ms)
-        if status == 200 and not ack and responses:
+        if status == 200 and responses:
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
                 posted = [call.args for call in self.emulator.calls("response_url") if call.key == key]

@@ -37,20 +37,33 @@ def run_tour(*, keep_running: bool = False, out: Callable[[str], None] = print) 
     problems: list[str] = []
     out("etl-doctor sandbox tour — no AWS or Slack account involved\n")
     with Sandbox() as sandbox:
-        out(f"  AWS (moto server)     {sandbox.moto.endpoint_url}   pipelines policies-etl, claims-etl, billing-etl")
+        out(f"  AWS (moto server)     {sandbox.moto.endpoint_url}   pipelines claims-etl, billing-etl")
+        replay_url = sandbox.replay.endpoint_url if sandbox.replay else ""
+        out(f"  AWS (recorded replay) {replay_url}   policies-etl's ECS failure")
         out(f"  Slack (Web API emu)   {sandbox.slack.api_url}")
         out(f"  incident store        {sandbox.workdir / 'etl-doctor.db'} (SQLite)")
         out(f"  etl-doctor (HTTP)     {sandbox.events_url}   signed requests, lazy listeners")
 
         steps = [
-            ("/etl help", "On-call types /etl help in #etl-alerts. etl-doctor acks at once and answers lazily:"),
-            ("/etl pipelines", "Each pipeline's latest execution, read from Step Functions (moto):"),
-            ("/etl frobnicate", "A typo gets usage text straight from the ack, visible only to the sender:"),
+            ("/etl help", "On-call types /etl help in #etl-alerts. etl-doctor acks at once and answers lazily:", 1),
+            ("/etl pipelines", "Each pipeline's latest execution, read from Step Functions:", 1),
+            (
+                "/etl why latest policies-etl",
+                "03:12, policies-etl failed. etl-doctor follows the execution to the ECS task, its container and the\n"
+                "  log lines that explain it (recorded, real-shaped AWS responses; logs and metrics in moto):",
+                1,
+            ),
+            (
+                "/etl logs latest policies-etl --grep OutOfMemoryError",
+                "The same hops find the log stream; --grep filters it server-side:",
+                1,
+            ),
+            ("/etl frobnicate", "A typo gets usage text straight from the ack, visible only to the sender:", 0),
         ]
-        for command, note in steps:
-            result = sandbox.requests.slash(command.removeprefix("/etl").strip())
+        for command, note, responses in steps:
+            result = sandbox.requests.slash(command.removeprefix("/etl").strip(), responses=responses)
             _show(out, command, note, result)
-            if result.status != 200 or not result.messages:
+            if result.status != 200 or len(result.messages) < max(1, responses):
                 problems.append(f"{command}: HTTP {result.status}, {len(result.messages)} message(s)")
 
         forged_secret = "not-the-signing-secret"  # noqa: S105 - deliberately wrong

@@ -1,4 +1,4 @@
-"""The sandbox's pipelines: state machines and executions seeded into moto, and the matching etl-doctor.yml."""
+"""The sandbox's pipelines: two that moto really runs, and policies-etl, a recorded ECS out-of-memory failure."""
 
 from __future__ import annotations
 
@@ -8,10 +8,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.aws.clients import AwsClients
+from bot.sandbox.aws_replay import AwsReplay
 from bot.sandbox.moto_server import SANDBOX_ACCOUNT, SANDBOX_REGION
+from bot.sandbox.scenarios import load_scenario, read_scenario
 
 ROLE_ARN = f"arn:aws:iam::{SANDBOX_ACCOUNT}:role/etl-doctor-sandbox"
 ALERTS_CHANNEL = "#etl-alerts"
+SCENARIOS = Path(__file__).parent / "scenarios"
+# policies-etl's failure is recorded (moto's ECS .sync never fails): a copy of
+# tests/fixtures/executions/ecs_oom, whose sources are listed in tests/fixtures/executions/SOURCES.md.
+RECORDED_FAILURE = SCENARIOS / "policies_etl_oom.json"
 
 
 @dataclass(frozen=True)
@@ -20,28 +27,13 @@ class SandboxPipeline:
 
     name: str
     description: str
-    definition: dict[str, Any]
+    definition: dict[str, Any] | None
     runs: tuple[str, ...]
 
     @property
     def state_machine_arn(self) -> str:
         """Its state machine's ARN in the sandbox account."""
         return f"arn:aws:states:{SANDBOX_REGION}:{SANDBOX_ACCOUNT}:stateMachine:{self.name}"
-
-
-def _failing_load() -> dict[str, Any]:
-    return {
-        "Comment": "Extract policies, then load the fact table (fails: the loader runs out of memory).",
-        "StartAt": "ExtractPolicies",
-        "States": {
-            "ExtractPolicies": {"Type": "Pass", "Next": "LoadFactPolicies"},
-            "LoadFactPolicies": {
-                "Type": "Fail",  # custom error names must not start with "States." (reserved by the ASL spec)
-                "Error": "LoadFailed",
-                "Cause": "Essential container in task exited: OutOfMemoryError: Container killed due to memory usage",
-            },
-        },
-    }
 
 
 def _succeeding() -> dict[str, Any]:
@@ -52,17 +44,19 @@ def _succeeding() -> dict[str, Any]:
 
 
 PIPELINES: tuple[SandboxPipeline, ...] = (
-    SandboxPipeline("policies-etl", "Oracle policies → Redshift fact_policies", _failing_load(), ("run-2025-02-18",)),
+    SandboxPipeline(
+        "policies-etl", "Oracle policies → Redshift fact_policies (Spark on ECS)", None, ("run-2025-02-18",)
+    ),
     SandboxPipeline("claims-etl", "Claims feed → Redshift fact_claims", _succeeding(), ("run-2025-02-18",)),
     SandboxPipeline("billing-etl", "Billing export (weekly)", _succeeding(), ()),
 )
 
 
 def seed(stepfunctions: Any, *, wait_seconds: float = 20.0) -> None:
-    """Create the sandbox's state machines, start their runs and wait until each run has finished.
+    """Create the moto-run pipelines' state machines, start their runs and wait until each has finished.
 
     Args:
-        stepfunctions: A boto3 ``stepfunctions`` client pointed at the moto server.
+        stepfunctions: A boto3 ``stepfunctions`` client pointed at the moto server (or the replay endpoint).
         wait_seconds: Longest wait for executions to leave RUNNING.
 
     Raises:
@@ -70,6 +64,8 @@ def seed(stepfunctions: Any, *, wait_seconds: float = 20.0) -> None:
     """
     started: list[str] = []
     for pipeline in PIPELINES:
+        if pipeline.definition is None:
+            continue
         created = stepfunctions.create_state_machine(
             name=pipeline.name, definition=json.dumps(pipeline.definition), roleArn=ROLE_ARN, type="STANDARD"
         )
@@ -82,6 +78,12 @@ def seed(stepfunctions: Any, *, wait_seconds: float = 20.0) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"sandbox execution {arn} still RUNNING after {wait_seconds:.0f} s")
             time.sleep(0.05)
+
+
+def seed_world(replay: AwsReplay, aws: AwsClients) -> dict[str, Any]:
+    """The whole sandbox world: moto-run pipelines plus the recorded policies-etl failure (returned, rebased)."""
+    seed(aws.client("stepfunctions"))
+    return load_scenario(read_scenario(RECORDED_FAILURE), replay, aws)
 
 
 def write_project_file(path: Path) -> Path:

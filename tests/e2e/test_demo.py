@@ -10,9 +10,13 @@ def test_tour_shows_help_pipelines_usage_and_a_refused_forgery() -> None:
     assert run_tour(out=lines.append) == 0
     output = "\n".join(lines)
     assert "`/etl pipelines`  Configured pipelines with their latest execution" in output
-    assert "policies-etl  FAILED run-2025-02-18" in output
+    assert "policies-etl  FAILED run-2025-02-18" in output  # the recorded ECS failure
     assert "claims-etl  SUCCEEDED run-2025-02-18" in output
     assert "billing-etl  never ran" in output
     assert "`frobnicate` is not an etl-doctor subcommand" in output
+    assert "policies-etl failed at LoadFactPolicies" in output
+    assert "4. container `loader` — exit 137 · OutOfMemoryError: Container killed due to memory usage" in output
+    assert "java.lang.OutOfMemoryError: Java heap space" in output
+    assert "3 matching `OutOfMemoryError`" in output
     assert "HTTP 401 (rejected)" in output
     assert "Tour finished" in output

@@ -14,7 +14,8 @@ import pytest
 import bot.answers
 from bot.aws.clients import AwsClients
 from bot.config import ConfigError, Settings
-from bot.sandbox.moto_server import SANDBOX_CREDENTIALS, MotoSandbox
+from bot.sandbox.aws_replay import AwsReplay
+from bot.sandbox.moto_server import SANDBOX_CREDENTIALS
 from bot.sandbox.slack_emulator import SlackEmulator
 from bot.sandbox.slack_payloads import (
     FORM_CONTENT_TYPE,
@@ -27,7 +28,7 @@ from bot.sandbox.slack_payloads import (
     signed_request,
     slash_command,
 )
-from bot.sandbox.world import PIPELINES, seed
+from bot.sandbox.world import PIPELINES, seed_world
 from bot.services import Services
 from tests.conftest import SIGNING_SECRET
 from tests.support.bot import BotUnderTest, running_bot
@@ -39,11 +40,11 @@ PROJECT = "default_channel: '#etl-alerts'\npipelines:\n" + "".join(
 
 
 @pytest.fixture
-def settings(make_settings: Callable[..., Settings], slack_emulator: SlackEmulator, moto: MotoSandbox) -> Settings:
+def settings(make_settings: Callable[..., Settings], slack_emulator: SlackEmulator, replay: AwsReplay) -> Settings:
     return make_settings(
         PROJECT,
         SLACK_API_URL=slack_emulator.api_url,
-        AWS_ENDPOINT_URL=moto.endpoint_url,
+        AWS_ENDPOINT_URL=replay.endpoint_url,
         ETL_DOCTOR_HTTP_HOST="127.0.0.1",
         PORT=0,
     )
@@ -93,8 +94,8 @@ def test_bad_command_gets_usage_in_the_ack(bot_http: BotUnderTest) -> None:
     assert result.ack["text"].startswith("`pipelnes` is not an etl-doctor subcommand — did you mean `pipelines`?")
 
 
-def test_pipelines_reads_step_functions(bot_http: BotUnderTest, moto: MotoSandbox) -> None:
-    seed(bot_http.services.aws.client("stepfunctions"))
+def test_pipelines_reads_step_functions(bot_http: BotUnderTest, replay: AwsReplay) -> None:
+    seed_world(replay, bot_http.services.aws)
     (response,) = bot_http.requests.slash("pipelines").responses
     assert response["text"] == "3 pipelines, 1 failing"
     policies = next(block for block in response["blocks"] if "policies-etl" in json.dumps(block))

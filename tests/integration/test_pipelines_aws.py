@@ -10,13 +10,16 @@ from bot.aws.clients import AwsClients
 from bot.aws.stepfunctions import StateMachineNotFoundError, StepFunctionsGateway
 from bot.config import ProjectConfig
 from bot.pipelines import pipeline_statuses
-from bot.sandbox.world import PIPELINES, ROLE_ARN, seed
+from bot.sandbox.aws_replay import AwsReplay
+from bot.sandbox.world import PIPELINES, ROLE_ARN, seed_world
 
 SM = "arn:aws:states:us-east-1:123456789012:stateMachine:"
 
 
-def test_latest_execution_statuses_from_real_runs(aws: AwsClients) -> None:
-    seed(aws.client("stepfunctions"))
+def test_latest_execution_statuses(replay: AwsReplay, replay_aws: AwsClients) -> None:
+    # claims-etl and billing-etl run on moto; policies-etl is the recorded ECS failure.
+    seed_world(replay, replay_aws)
+    aws = replay_aws
     project = ProjectConfig.model_validate(
         {
             "default_channel": "#etl-alerts",
@@ -60,17 +63,3 @@ def test_unreachable_aws_is_reported_per_pipeline() -> None:
     (status,) = pipeline_statuses(project, StepFunctionsGateway(unreachable.stepfunctions), "us-east-1")
     assert status.latest is None
     assert status.problem == "could not reach AWS at http://127.0.0.1:9/ (connection failed)"
-
-
-def test_sandbox_failure_comes_from_its_fail_state(aws: AwsClients) -> None:
-    # The run must fail *through* LoadFactPolicies, not because the definition is invalid.
-    seed(aws.client("stepfunctions"))
-    policies = next(p for p in PIPELINES if p.name == "policies-etl")
-    latest = StepFunctionsGateway(aws.stepfunctions).latest_execution(policies.state_machine_arn)
-    assert latest is not None
-    history = aws.stepfunctions.get_execution_history(executionArn=latest.execution_arn)["events"]
-    types = [event["type"] for event in history]
-    assert "FailStateEntered" in types
-    failed = next(event for event in history if event["type"] == "ExecutionFailed")
-    assert failed["executionFailedEventDetails"]["error"] == "LoadFailed"
-    assert "OutOfMemoryError" in failed["executionFailedEventDetails"]["cause"]

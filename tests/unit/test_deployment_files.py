@@ -98,3 +98,16 @@ def test_dockerfile_shape() -> None:
     assert 'ENTRYPOINT ["etl-doctor"]' in text and 'CMD ["serve"]' in text
     assert "HEALTHCHECK" in text and "/healthz" in text
     assert "slim" in text
+
+
+def test_readme_and_serverless_grant_the_same_read_only_actions() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = readme.split("The bot needs these AWS permissions", 1)[1].split("Missing ones are reported", 1)[0]
+    granted_in_readme = set(re.findall(r"`((?:states|ecs|logs|lambda|glue|batch|cloudwatch):[A-Za-z]+)`", readme))
+    statements = _yaml(ROOT / "serverless.yml")["provider"]["iam"]["role"]["statements"]
+    read_only = next(s for s in statements if "states:GetExecutionHistory" in s["Action"])
+    assert set(read_only["Action"]) == granted_in_readme
+    assert not any(
+        action.split(":")[1].startswith(("Start", "Stop", "Redrive", "Put", "Delete", "Update"))
+        for action in read_only["Action"]
+    )
