@@ -6,11 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.commands import Invocation, find
-from bot.diagnosis.logs_lookup import parse_logs_args
-from bot.diagnosis.runner import diagnose, find_logs
 from bot.pipelines import pipeline_statuses
-from bot.render.diagnosis import render_diagnosis
-from bot.render.logs import render_logs
 from bot.render.messages import render_help, render_pipelines, render_subcommand_help
 from bot.services import Services
 
@@ -31,11 +27,21 @@ def _pipelines(invocation: Invocation, services: Services) -> Message:
     return render_pipelines(statuses, region=region, now=services.clock())
 
 
+# The diagnosis stack is imported when first used: it is not needed to ack (cold starts count toward 3 s).
+
+
 def _why(invocation: Invocation, services: Services) -> Message:
+    from bot.diagnosis.runner import diagnose
+    from bot.render.diagnosis import render_diagnosis
+
     return render_diagnosis(diagnose(invocation.args, services))
 
 
 def _logs(invocation: Invocation, services: Services) -> Message:
+    from bot.diagnosis.logs_lookup import parse_logs_args
+    from bot.diagnosis.runner import find_logs
+    from bot.render.logs import render_logs
+
     return render_logs(find_logs(parse_logs_args(invocation.args), services))
 
 

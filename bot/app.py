@@ -14,9 +14,8 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from bot import __version__
-from bot.commands import COMMAND
+from bot.commands import ACTION_LOGS, COMMAND
 from bot.config import ConfigError, Settings
-from bot.render.diagnosis import ACTION_LOGS
 from bot.services import Services
 from handlers.actions import DiagnosisButtons
 from handlers.commands import EtlCommand

@@ -8,6 +8,7 @@ import shlex
 from dataclasses import dataclass
 
 COMMAND = "/etl"
+ACTION_LOGS = "etl.logs"  # the Logs button on a diagnosis
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from bot.config import ProjectConfig
 from bot.diagnosis.classify import Signals, classify
 from bot.diagnosis.evidence import LogFindings, read_evidence
 from bot.diagnosis.history import Event, FailurePoint, HistoryWindow, details, locate_failure, parse_json
-from bot.diagnosis.model import PATH_SEPARATOR, Diagnosis, EvidenceLine, Hop
+from bot.diagnosis.model import PATH_SEPARATOR, Diagnosis, Hop
 from bot.diagnosis.remediation import remediate
 from bot.diagnosis.retry_audit import audit_retry, find_state
 from bot.diagnosis.stacktrace import StackTrace, parse_lambda_error
@@ -38,10 +38,6 @@ def _lower_keys(value: Any) -> Any:
     if isinstance(value, list):
         return [_lower_keys(item) for item in value]
     return value
-
-
-def _seconds(a: datetime | None, b: datetime | None) -> float | None:
-    return (b - a).total_seconds() if a and b else None
 
 
 @dataclass
@@ -724,8 +720,3 @@ def _explain_state_failure(point: FailurePoint) -> str:
         have = f"; the input has {', '.join(sorted(keys)) or 'no keys'}" if isinstance(keys, dict) else ""
         return f"state `{point.state_name}`: `{path}` (for `{field_name}`) is not in the state's input{have}"
     return f"state `{point.state_name}` failed at run time: {_summarise_cause(cause, 300)}"
-
-
-def evidence_summary(lines: list[EvidenceLine]) -> str:
-    """Evidence lines as plain text, one per line with time (for the CLI and the LLM)."""
-    return "\n".join(f"{line.timestamp:%H:%M:%S} {line.message}" for line in lines)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.commands import ACTION_LOGS
 from bot.diagnosis.model import Diagnosis
 from bot.render.blocks import actions, button, code, context, divider, escape, header, link, section
 from bot.render.limits import SECTION_TEXT_MAX, finish_message
 
-ACTION_LOGS = "etl.logs"
 EVIDENCE_MESSAGE_MAX = 220
 
 CATEGORY_LABELS = {

@@ -172,3 +172,42 @@ def test_missing_execution_names_the_region(replay_aws: AwsClients) -> None:
     arn = "arn:aws:states:us-east-1:123456789012:execution:policies-etl:nope"
     with pytest.raises(Exception, match=f"execution {arn} not found in us-east-1"):
         diagnose([arn], _services(replay_aws))
+
+
+def test_truncated_cause_is_completed_with_describe_tasks(
+    load: Callable[[str], dict[str, Any]], replay: AwsReplay, replay_aws: AwsClients
+) -> None:
+    # Step Functions cuts a Cause at 32,768 characters; the ECS task JSON is then not parseable.
+    scenario = load("ecs_oom")
+    (arn,) = scenario["executions"]
+    recorded = scenario["executions"][arn]
+    history = json.loads(json.dumps(recorded["history"]))
+    failed = next(e for e in history if e["type"] == "TaskFailed")
+    failed["taskFailedEventDetails"]["cause"] = failed["taskFailedEventDetails"]["cause"][:400]
+    replay.add_execution(recorded["describe"], history)
+    replay.reset_calls()
+    diagnosis = diagnose([arn], _services(replay_aws))
+    assert replay.call_counts()["ecs:DescribeTasks"] == 1
+    assert "the Cause was truncated; the task was read with DescribeTasks" in diagnosis.notes
+    assert diagnosis.category == "out_of_memory"
+    assert diagnosis.root_exception == "java.lang.OutOfMemoryError: Java heap space"
+
+
+def test_state_machine_log_group_is_linked(
+    load: Callable[[str], dict[str, Any]], replay: AwsReplay, replay_aws: AwsClients
+) -> None:
+    scenario = load("ecs_oom")
+    (machine,) = scenario["state_machines"].values()
+    group = "/aws/vendedlogs/states/policies-etl-Logs"
+    logging_config = {
+        "level": "ERROR",
+        "includeExecutionData": True,
+        "destinations": [
+            {"cloudWatchLogsLogGroup": {"logGroupArn": f"arn:aws:logs:us-east-1:123456789012:log-group:{group}:*"}}
+        ],
+    }
+    replay.add_state_machine(machine | {"loggingConfiguration": logging_config})
+    diagnosis = diagnose([next(iter(scenario["executions"]))], _services(replay_aws))
+    (hop,) = [h for h in diagnosis.hops if h.kind == "state_machine_logs"]
+    assert hop.label == group and hop.detail == "level ERROR"
+    assert hop.url is not None and "$252Faws$252Fvendedlogs$252Fstates$252Fpolicies-etl-Logs" in hop.url

@@ -55,3 +55,17 @@ def test_handlers_stay_thin() -> None:
     for path in (ROOT / "handlers").glob("*.py"):
         code_lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         assert len(code_lines) < 150, f"{path.name} has {len(code_lines)} lines; move logic into bot/"
+
+
+def test_lambda_cold_path_stays_light() -> None:
+    # Importing the Lambda handler is on Slack's 3-second ack path: heavy modules must load only when used.
+    import subprocess
+    import sys
+
+    heavy = ["sqlalchemy", "alembic", "typer", "rich", "moto", "bot.diagnosis.chase", "bot.diagnosis.classify"]
+    code = (
+        "import sys, handlers.lambda_handler; "
+        f"print(','.join(sorted(m for m in {heavy!r} if m in sys.modules)))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert loaded.stdout.strip() == ""

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from bot.diagnosis.classify import CATEGORIES as CLASSIFIER_CATEGORIES
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "executions"
 SCENARIOS = sorted(p.parent.name for p in FIXTURES.glob("*/scenario.json"))
 REQUIRED_SCENARIOS = {
@@ -34,22 +36,7 @@ REQUIRED_SCENARIOS = {
     "fail_state",
     "states_runtime",
 }
-CATEGORIES = {
-    "out_of_memory",
-    "timeout",
-    "throttling_or_rate_limit",
-    "permission_denied",
-    "missing_resource",
-    "network_or_connectivity",
-    "container_start_failure",
-    "schema_or_type_mismatch",
-    "data_quality_assertion",
-    "code_bug",
-    "dependency_or_import",
-    "disk_full",
-    "spot_or_capacity",
-    "unknown",
-}
+CATEGORIES = set(CLASSIFIER_CATEGORIES)
 INTEGRATIONS = {"ecs", "lambda", "glue", "batch", "states", "map", "parallel", "fail", "runtime"}
 ACCOUNT = "123456789012"
 TERMINAL = {"ExecutionFailed": "FAILED", "ExecutionTimedOut": "TIMED_OUT", "ExecutionAborted": "ABORTED"}

@@ -108,3 +108,36 @@ def test_fallback_text_is_never_empty() -> None:
 
 def test_escape() -> None:
     assert escape("a < b && c > d") == "a &lt; b &amp;&amp; c &gt; d"
+
+
+def test_diagnosis_render_stays_within_limits_whatever_the_input() -> None:
+    from bot.diagnosis.model import Diagnosis, EvidenceLine, Hop
+    from bot.render.diagnosis import render_diagnosis
+
+    huge = "x" * 50_000
+    diagnosis = Diagnosis(
+        execution_arn="arn:aws:states:us-east-1:123456789012:execution:m:" + "e" * 80,
+        status="FAILED",
+        state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:m",
+        failed_state="S" * 300,
+        error="E" * 300,
+        cause_summary=huge,
+        hops=[Hop("state", f"state-{i}", huge[:500]) for i in range(200)],
+        root_exception="java.lang.RuntimeException: " + huge,
+        app_frames=[huge] * 10,
+        evidence=[EvidenceLine(NOW, huge, "/g", "s", "https://example.com") for _ in range(500)],
+        resource_notes=[huge] * 5,
+        remediation=[huge] * 4,
+        definition_snippet=huge,
+        notes=[huge] * 20,
+        category="unknown",
+        title="T" * 500,
+    )
+    message = render_diagnosis(diagnosis)
+    assert len(message["blocks"]) <= MESSAGE_BLOCKS_MAX
+    for block in message["blocks"]:
+        if block["type"] in {"section", "header"}:
+            limit = SECTION_TEXT_MAX if block["type"] == "section" else 150
+            assert len(block["text"]["text"]) <= limit
+            assert block["text"]["text"].count("```") % 2 == 0  # code blocks are never left open
+    assert len(message["text"]) <= 40_000
