@@ -28,7 +28,8 @@ HISTORY_PAGES = 2  # with DescribeExecution: at most 3 Step Functions calls to r
 _TASK_ARN = re.compile(r"arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task/[A-Za-z0-9_/-]+")
 _EXECUTION_ARN = re.compile(r"arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+")
 _REPORT = re.compile(r"Memory Size: (\d+) MB\s+Max Memory Used: (\d+) MB")
-_TIMED_OUT = re.compile(r"Task timed out after ([\d.]+) seconds")
+_REQUEST_ID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+_TIMED_OUT = re.compile(r"Task timed out after ([\d.]+) seconds|Duration: ([\d.]+) ms.*Status: timeout")
 
 
 def _lower_keys(value: Any) -> Any:
@@ -456,6 +457,9 @@ class Chase:
         trace = parse_lambda_error(point.cause or "")
         cause = parse_json(point.cause)
         request_id = cause.get("requestId") if isinstance(cause, dict) else None
+        if request_id is None:  # e.g. Lambda.Unknown quotes the function's last line, request id included
+            quoted = _REQUEST_ID.search(point.cause or "")
+            request_id = quoted[0] if quoted else None
         if trace is not None:
             found.trace = trace
         name = function.split(":function:")[-1].split(":")[0] if function else None
@@ -482,20 +486,25 @@ class Chase:
         if group is None or self.logs is None or point.started_at is None:
             return
         start, end = point.started_at - timedelta(seconds=5), point.failed_at + timedelta(seconds=5)
-        marker = request_id or (trace.root_type if trace else None) or "Task timed out"
+        markers = [m for m in (request_id, trace.root_type if trace else None) if m] or [
+            "Task timed out",  # older runtimes
+            "Status: timeout",  # current runtimes: on the REPORT line
+        ]
+        matches = []
         try:
-            matches = self.logs.search(group, marker, start, end, limit=20)
+            for marker in markers:
+                matches = self.logs.search(group, marker, start, end, limit=20)
+                if matches:
+                    break
         except LogGroupNotFoundError:
-            why = (
-                "the invocation never reached the function"
-                if "TooManyRequests" in (point.error or "")
-                else "the function never logged"
-            )
+            throttled = "TooManyRequests" in (point.error or "")
+            why = "the invocation never reached the function" if throttled else "the function never logged"
             diagnosis.hops.append(Hop("log_stream", group, f"no such log group: {why}", followed=False))
             return
         if not matches:
+            wanted = " or ".join(f"`{m}`" for m in markers)
             diagnosis.hops.append(
-                Hop("log_stream", group, f"no line with `{marker}` in the invocation's window", followed=False)
+                Hop("log_stream", group, f"no line with {wanted} in the invocation's window", followed=False)
             )
             return
         stream = matches[-1].stream
@@ -511,7 +520,9 @@ class Chase:
                     found.memory_peak_pct = 100.0
             timed_out = _TIMED_OUT.search(line.message)
             if timed_out:
-                diagnosis.context.setdefault("lambda", {})["timed_out_after"] = float(timed_out[1])
+                seconds = float(timed_out[1]) if timed_out[1] else float(timed_out[2]) / 1000
+                diagnosis.context.setdefault("lambda", {})["timed_out_after"] = round(seconds, 2)
+                found.texts.append(line.message)
 
     # ------------------------------------------------------------------ Glue
 
@@ -542,7 +553,14 @@ class Chase:
         }
         for group in ("/aws-glue/jobs/error", "/aws-glue/jobs/output"):
             try:
-                self._add_log_evidence(diagnosis, found, group, run_id, point.started_at, point.failed_at)
+                # Glue 3.0 names the driver's stream after the run id; Glue 5.0 adds "-driver" (executors: their own).
+                streams = self.logs.streams_with_prefix(group, run_id) if self.logs else []
+                if not streams:
+                    continue
+                stream = (
+                    run_id if run_id in streams else next((s for s in streams if s.endswith("-driver")), streams[0])
+                )
+                self._add_log_evidence(diagnosis, found, group, stream, point.started_at, point.failed_at)
             except UserFacingError:
                 continue
             if found.trace is not None:

@@ -19,8 +19,9 @@ from bot.diagnosis.runner import diagnose
 from bot.render.diagnosis import render_diagnosis
 from bot.render.limits import BUTTON_TEXT_MAX, HEADER_TEXT_MAX, MESSAGE_BLOCKS_MAX, SECTION_TEXT_MAX
 from bot.sandbox.aws_replay import AwsReplay, parse_time
+from bot.sandbox.scenarios import load_scenario, read_scenario
 from bot.services import Services
-from tests.conftest import SCENARIOS
+from tests.conftest import EXECUTIONS, SCENARIOS
 
 JSON_KEYS = {
     "execution_arn", "status", "failed_state", "error", "cause_summary", "hops", "category", "confidence", "transient",
@@ -211,3 +212,34 @@ def test_state_machine_log_group_is_linked(
     (hop,) = [h for h in diagnosis.hops if h.kind == "state_machine_logs"]
     assert hop.label == group and hop.detail == "level ERROR"
     assert hop.url is not None and "$252Faws$252Fvendedlogs$252Fstates$252Fpolicies-etl-Logs" in hop.url
+
+
+def test_glue_5_driver_stream_is_found_by_prefix(replay: AwsReplay, replay_aws: AwsClients) -> None:
+    # Glue 5.0 writes the driver's log to "<JobRunId>-driver" instead of "<JobRunId>".
+    scenario = read_scenario(EXECUTIONS / "glue_failed")
+    for stream in scenario["logs"]:
+        stream["stream"] = stream["stream"] + "-driver"
+    load_scenario(scenario, replay, replay_aws)
+    diagnosis = diagnose([_top_level(scenario)], _services(replay_aws))
+    (hop,) = [h for h in diagnosis.hops if h.kind == "log_stream"]
+    assert hop.followed and hop.label.endswith("-driver")
+    assert (diagnosis.root_exception or "").startswith("pyspark.sql.utils.AnalysisException")
+
+
+def test_lambda_timeout_reported_by_status_on_the_report_line(replay: AwsReplay, replay_aws: AwsClients) -> None:
+    # Current Lambda runtimes no longer print "Task timed out"; the REPORT line ends with "Status: timeout".
+    scenario = read_scenario(EXECUTIONS / "lambda_timeout")
+    for stream in scenario["logs"]:
+        kept = []
+        for event in stream["events"]:
+            if "Task timed out" in event["message"]:
+                continue
+            if event["message"].startswith("REPORT RequestId:"):
+                event = event | {"message": event["message"].rstrip() + "\tStatus: timeout"}
+            kept.append(event)
+        stream["events"] = kept
+    load_scenario(scenario, replay, replay_aws)
+    diagnosis = diagnose([_top_level(scenario)], _services(replay_aws))
+    assert diagnosis.category == "timeout"
+    assert diagnosis.context["lambda"]["timed_out_after"] > 2.9
+    assert diagnosis.remediation[0].startswith("Lambda `invoices-ocr-textract-sync` timed out after")

@@ -63,9 +63,6 @@ def test_lambda_cold_path_stays_light() -> None:
     import sys
 
     heavy = ["sqlalchemy", "alembic", "typer", "rich", "moto", "bot.diagnosis.chase", "bot.diagnosis.classify"]
-    code = (
-        "import sys, handlers.lambda_handler; "
-        f"print(','.join(sorted(m for m in {heavy!r} if m in sys.modules)))"
-    )
+    code = f"import sys, handlers.lambda_handler; print(','.join(sorted(m for m in {heavy!r} if m in sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert loaded.stdout.strip() == ""
