@@ -79,17 +79,16 @@ class LogsGateway:
 
     def window(self, group: str, stream: str, start: datetime, end: datetime, *, limit: int = 500) -> list[LogLine]:
         """Events of a stream between two times, oldest first, at most ``limit``."""
+        return self._forward(group, stream, limit, startTime=_ms(start), endTime=_ms(end))
+
+    def _forward(self, group: str, stream: str, limit: int | None, **bounds: Any) -> list[LogLine]:
+        """Page a stream from the head (within ``bounds``) until ``limit`` events or its end."""
         lines: list[LogLine] = []
         token: str | None = None
-        while len(lines) < limit:
-            request: dict[str, Any] = {
-                "logGroupName": group,
-                "logStreamName": stream,
-                "startTime": _ms(start),
-                "endTime": _ms(end),
-                "startFromHead": True,
-                "limit": min(limit - len(lines), GET_EVENTS_MAX),
-            }
+        while limit is None or len(lines) < limit:
+            request: dict[str, Any] = {"logGroupName": group, "logStreamName": stream, "startFromHead": True, **bounds}
+            if limit is not None:
+                request["limit"] = min(limit - len(lines), GET_EVENTS_MAX)
             if token:
                 request["nextToken"] = token
             response = self._call("get_log_events", group, stream, **request)
@@ -99,7 +98,7 @@ class LogsGateway:
             if not events or following == token:
                 break
             token = following
-        return lines[:limit]
+        return lines if limit is None else lines[:limit]
 
     def search(
         self,
@@ -147,16 +146,4 @@ class LogsGateway:
 
     def read_all(self, group: str, stream: str) -> list[LogLine]:
         """Every event of a stream from the head (the naive approach the benchmark compares against)."""
-        lines: list[LogLine] = []
-        token: str | None = None
-        while True:
-            request: dict[str, Any] = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
-            if token:
-                request["nextToken"] = token
-            response = self._call("get_log_events", group, stream, **request)
-            events = response.get("events", [])
-            lines += self._lines(events, group, stream)
-            following = response.get("nextForwardToken")
-            if not events or following == token:
-                return lines
-            token = following
+        return self._forward(group, stream, None)

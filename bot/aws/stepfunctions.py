@@ -53,6 +53,26 @@ class ExecutionDescription:
     redrive_status: str | None
     state_machine_version_arn: str | None
 
+    @classmethod
+    def from_api(cls, item: Any, *, fallback_arn: str = "") -> ExecutionDescription:
+        """Build from a DescribeExecution response (live, or saved by the AWS CLI)."""
+        arn = item.get("executionArn", fallback_arn)
+        return cls(
+            execution_arn=arn,
+            state_machine_arn=item.get("stateMachineArn", ""),
+            name=item.get("name") or arn.rsplit(":", 1)[-1],
+            status=item["status"],
+            start_date=item["startDate"],
+            stop_date=item.get("stopDate"),
+            error=item.get("error"),
+            cause=item.get("cause"),
+            input=item.get("input"),
+            map_run_arn=item.get("mapRunArn"),
+            redrive_count=int(item.get("redriveCount", 0)),
+            redrive_status=item.get("redriveStatus"),
+            state_machine_version_arn=item.get("stateMachineVersionArn"),
+        )
+
 
 @dataclass(frozen=True)
 class StateMachineDefinition:
@@ -132,21 +152,7 @@ class StepFunctionsGateway:
             item = self._client.describe_execution(executionArn=execution_arn)
         except (self._client.exceptions.ExecutionDoesNotExist, self._client.exceptions.InvalidArn):
             raise ExecutionNotFoundError(f"execution {execution_arn} not found in {self.region}") from None
-        return ExecutionDescription(
-            execution_arn=item["executionArn"],
-            state_machine_arn=item["stateMachineArn"],
-            name=item.get("name", execution_arn.rsplit(":", 1)[-1]),
-            status=item["status"],
-            start_date=item["startDate"],
-            stop_date=item.get("stopDate"),
-            error=item.get("error"),
-            cause=item.get("cause"),
-            input=item.get("input"),
-            map_run_arn=item.get("mapRunArn"),
-            redrive_count=int(item.get("redriveCount", 0)),
-            redrive_status=item.get("redriveStatus"),
-            state_machine_version_arn=item.get("stateMachineVersionArn"),
-        )
+        return ExecutionDescription.from_api(item, fallback_arn=execution_arn)
 
     def history_page(
         self, execution_arn: str, token: str | None, *, page_size: int = HISTORY_PAGE_SIZE

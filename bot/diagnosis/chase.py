@@ -106,24 +106,15 @@ class Chase:
             ),
             "RUNNING",
         )
-        described = describe or {}
         start_event = next((e for e in reversed(ordered) if e["type"] == "ExecutionStarted"), None)
-        machine = described.get("stateMachineArn") or details(start_event or {}).get("stateMachineArn", "")
-        description = ExecutionDescription(
-            execution_arn=described.get("executionArn", "(from a saved history)"),
-            state_machine_arn=machine,
-            name=described.get("name", ""),
-            status=described.get("status", status),
-            start_date=described.get("startDate") or (start_event or ordered[-1])["timestamp"],
-            stop_date=described.get("stopDate") or ordered[0]["timestamp"],
-            error=described.get("error"),
-            cause=described.get("cause"),
-            input=described.get("input"),
-            map_run_arn=described.get("mapRunArn"),
-            redrive_count=int(described.get("redriveCount", 0)),
-            redrive_status=described.get("redriveStatus"),
-            state_machine_version_arn=described.get("stateMachineVersionArn"),
-        )
+        described = {
+            "executionArn": "(from a saved history)",
+            "stateMachineArn": details(start_event or {}).get("stateMachineArn", ""),
+            "status": status,
+            "startDate": (start_event or ordered[-1])["timestamp"],
+            "stopDate": ordered[0]["timestamp"],
+        } | {key: value for key, value in (describe or {}).items() if value is not None}
+        description = ExecutionDescription.from_api(described)
         diagnosis = self._start(description)
         if diagnosis.diagnosable:
             window = HistoryWindow(lambda token: (ordered, None), max_pages=1)
