@@ -290,11 +290,12 @@ class Chase:
             if trace is not None:
                 found.trace = trace
         elif isinstance(cause, dict):
-            found.texts += _cause_texts(_lower_keys(cause))
-            exit_code = _first_exit_code(_lower_keys(cause))
+            task = _lower_keys(cause)
+            found.texts += _cause_texts(task)
+            exit_code = _first_exit_code(task)
             if exit_code is not None:
                 found.exit_code = exit_code
-            found.stop_code = _lower_keys(cause).get("stopCode")
+            found.stop_code = task.get("stopCode")
 
     def _add_log_evidence(
         self, diagnosis: Diagnosis, found: _Found, group: str, stream: str, start: datetime | None, end: datetime

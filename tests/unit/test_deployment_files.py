@@ -25,15 +25,15 @@ def test_manifest_respects_slacks_schema_limits(path: Path) -> None:
     # Limits from slackapi/manifest-schema, schemas/manifest.schema.1.0.0.json.
     manifest = _yaml(path)
     display = manifest["display_information"]
-    assert 1 <= len(display["name"]) <= 35
-    assert 1 <= len(display["description"]) <= 140
+    assert 0 < len(display["name"]) <= 35
+    assert 0 < len(display["description"]) <= 140
     assert 175 <= len(display["long_description"]) <= 4000
     assert re.fullmatch(r"#[0-9a-fA-F]{3}([0-9a-fA-F]{3})?", display["background_color"])
-    assert 1 <= len(manifest["features"]["bot_user"]["display_name"]) <= 80
+    assert 0 < len(manifest["features"]["bot_user"]["display_name"]) <= 80
     for command in manifest["features"]["slash_commands"]:
         assert command["command"].startswith("/") and 2 <= len(command["command"]) <= 32
-        assert 1 <= len(command["description"]) <= 2000
-        assert 1 <= len(command["usage_hint"]) <= 1000
+        assert 0 < len(command["description"]) <= 2000
+        assert 0 < len(command["usage_hint"]) <= 1000
     assert set(manifest) <= {"_metadata", "display_information", "features", "oauth_config", "settings"}
 
 
