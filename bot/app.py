@@ -7,20 +7,23 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from bot import __version__
-from bot.commands import ACTION_LOGS, COMMAND
+from bot.commands import ACTION_ALERT_LOGS, ACTION_LOGS, ACTION_WHY, COMMAND
 from bot.config import ConfigError, Settings
 from bot.services import Services
-from handlers.actions import DiagnosisButtons
+from handlers.actions import AlertButtons, DiagnosisButtons
 from handlers.commands import EtlCommand
 from handlers.errors import handle_listener_error
 from handlers.events import AppMention
+
+if TYPE_CHECKING:
+    from bot.alerts.service import AlertService
 
 Transport = Literal["http", "socket", "lambda"]
 
@@ -31,21 +34,31 @@ class RunningServer:
 
     port: int
     stop: Callable[[], None]
+    alerts: AlertService | None = None
 
 
 logger = logging.getLogger("etl_doctor")
 
 
-def build_slack_client(settings: Settings) -> WebClient:
-    """A Web API client on ``SLACK_API_URL`` that retries connection errors and 429s (after Retry-After)."""
-    return WebClient(
-        token=settings.secret("slack_bot_token"),
-        base_url=settings.slack_api_url,
-        retry_handlers=[
-            ConnectionErrorRetryHandler(),
-            RateLimitErrorRetryHandler(max_retry_count=settings.slack_rate_limit_retries),
-        ],
-    )
+def build_slack_client(settings: Settings, *, retry_rate_limits: bool = True) -> WebClient:
+    """A Web API client on ``SLACK_API_URL`` that retries connection errors and 429s (after Retry-After).
+
+    ``retry_rate_limits=False`` leaves 429s to the caller (the alert dispatcher waits them out itself,
+    so a stop request is not stuck behind a sleep).
+    """
+    handlers: list[Any] = [ConnectionErrorRetryHandler()]
+    if retry_rate_limits:
+        handlers.append(RateLimitErrorRetryHandler(max_retry_count=settings.slack_rate_limit_retries))
+    return WebClient(token=settings.secret("slack_bot_token"), base_url=settings.slack_api_url, retry_handlers=handlers)
+
+
+def build_alert_service(settings: Settings, services: Services) -> AlertService:
+    """The alert pipeline posting through this settings' Slack (token and API URL)."""
+    from bot.alerts.service import AlertService
+    from handlers.slack_chat import SlackChat
+
+    chat = SlackChat(build_slack_client(settings, retry_rate_limits=False)) if settings.slack_bot_token else None
+    return AlertService(services, chat)
 
 
 def check_transport_settings(settings: Settings, transport: Transport, *, client_given: bool = False) -> None:
@@ -102,6 +115,9 @@ def build_app(
     app.event("app_mention")(ack=mention.ack_mention, lazy=[mention.run_mention])
     buttons = DiagnosisButtons(services)
     app.action(ACTION_LOGS)(ack=buttons.ack_logs_button, lazy=[buttons.run_logs_button])
+    alert_buttons = AlertButtons(services)
+    app.action(ACTION_WHY)(ack=alert_buttons.ack_alert_button, lazy=[alert_buttons.run_why_button])
+    app.action(ACTION_ALERT_LOGS)(ack=alert_buttons.ack_alert_button, lazy=[alert_buttons.run_logs_button])
     app.error(handle_listener_error)
     return app
 
@@ -111,7 +127,9 @@ def serve(
 ) -> None:
     """Run etl-doctor until SIGTERM/SIGINT: Socket Mode when SLACK_APP_TOKEN is set, else the HTTP server.
 
-    Both transports serve ``GET /healthz`` on ``PORT`` (Socket Mode serves nothing else over HTTP).
+    Both transports serve ``GET /healthz`` and ``POST /sns`` (alerts) on ``PORT``; the HTTP transport
+    also serves ``POST /slack/events``. Alerts are posted by a background dispatcher that first sends
+    whatever a previous run left pending.
 
     Args:
         settings: The settings.
@@ -119,6 +137,7 @@ def serve(
         on_ready: Called once the HTTP server listens (the sandbox and tests learn the port and a way to stop).
     """
     from handlers.http import EtlDoctorWsgi, make_server, stop_server
+    from handlers.sns import SnsEndpoint
 
     app_token = settings.secret("slack_app_token")
     transport: Transport = "socket" if app_token else "http"
@@ -126,6 +145,8 @@ def serve(
     services = services or Services(settings)
     services.store  # noqa: B018 - open and schema-check the store now: fail at start, not on the first alert
     app = build_app(settings, services, transport=transport, token_verification=True)
+    alerts = build_alert_service(settings, services)
+    sns = SnsEndpoint(alerts.ingest)
     socket_handler = None
     if app_token:
         from handlers.socket_mode import close_socket_mode, connect_socket_mode, is_connected
@@ -136,9 +157,9 @@ def serve(
             connected = socket_handler is not None and is_connected(socket_handler)
             return _health("socket_mode", ok=connected, connected=connected)
 
-        wsgi = EtlDoctorWsgi(None, health)
+        wsgi = EtlDoctorWsgi(None, health, sns)
     else:
-        wsgi = EtlDoctorWsgi(app, lambda: _health("http", ok=True))
+        wsgi = EtlDoctorWsgi(app, lambda: _health("http", ok=True), sns)
     server = make_server(wsgi, host=settings.http_host, port=settings.port, threads=settings.http_threads)
 
     def shutdown(signum: int, _frame: Any) -> None:
@@ -152,12 +173,14 @@ def serve(
     if socket_handler is not None:
         logger.info("etl-doctor %s connected over Socket Mode; health on %s/healthz", __version__, where)
     else:
-        logger.info("etl-doctor %s listening on %s (POST /slack/events, GET /healthz)", __version__, where)
+        logger.info("etl-doctor %s listening on %s (POST /slack/events, POST /sns, GET /healthz)", __version__, where)
+    alerts.start_background()
     if on_ready is not None:
-        on_ready(RunningServer(port=server.effective_port, stop=lambda: stop_server(server)))
+        on_ready(RunningServer(port=server.effective_port, stop=lambda: stop_server(server), alerts=alerts))
     try:
         server.run()
     finally:
+        alerts.stop()
         if socket_handler is not None:
             close_socket_mode(socket_handler)
         logger.info("etl-doctor stopped")

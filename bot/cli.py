@@ -1,4 +1,4 @@
-"""`etl-doctor` command line: serve, db, config, pipelines, demo."""
+"""`etl-doctor` command line: serve, why, logs, alerts, sns, db, config, pipelines, demo."""
 
 from __future__ import annotations
 
@@ -20,8 +20,12 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Incident store schema (Alembic migrations).", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+sns_app = typer.Typer(help="Amazon SNS deliveries.", no_args_is_help=True)
+alerts_app = typer.Typer(help="Alerts: preview a payload, see the backlog.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
+app.add_typer(sns_app, name="sns")
+app.add_typer(alerts_app, name="alerts")
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="Project file (default: $ETL_DOCTOR_CONFIG or ./etl-doctor.yml).")
@@ -265,6 +269,92 @@ def config_check(config: ConfigOption = None) -> None:
     typer.echo(f"\nproject file: {source}")
     typer.echo(f"default_channel: {project.default_channel or '(not set)'}")
     typer.echo(f"pipelines: {', '.join(sorted(project.pipelines)) or '(none)'}")
+
+
+@sns_app.command("verify")
+def sns_verify(
+    message: Annotated[Path, typer.Argument(help="A saved SNS HTTP(S) message (the JSON body SNS posted).")],
+    cert_file: Annotated[
+        Path | None,
+        typer.Option("--cert-file", help="PEM certificate to use instead of fetching SigningCertURL (still checked)."),
+    ] = None,
+) -> None:
+    """Check a saved SNS message's signature and certificate URL: prints `valid` or why not (exit 0 / 1).
+
+    The message's age is not checked (a saved message may be years old); `/sns` bounds it.
+    """
+    from bot.alerts.sns import verify_file
+
+    reason = verify_file(message, cert_file)
+    if reason is None:
+        typer.echo("valid")
+        return
+    typer.echo(f"invalid: {reason}")
+    raise typer.Exit(1)
+
+
+@alerts_app.command("preview")
+def alerts_preview(
+    payload: Annotated[
+        Path, typer.Argument(help="A saved payload: SNS envelope, EventBridge event, CloudWatch alarm message, text.")
+    ],
+    json_output: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Show the alert a payload becomes and the Slack message that would be posted (nothing is posted)."""
+    import json
+
+    from bot.alerts.model import IncidentView
+    from bot.alerts.normalize import normalise, payload_kind
+    from bot.alerts.routing import channel_for, route
+    from bot.render.alerts import render_alert
+    from bot.render.terminal import render_message
+
+    settings = _settings(config)
+    try:
+        body = payload.read_bytes()
+    except OSError as exc:
+        _fail(f"cannot read {payload}: {exc.strerror or exc}")
+    alert = route(normalise(body), settings.project)
+    channel = channel_for(alert, settings.project)
+    if json_output:
+        document = {"payload_kind": payload_kind(body), "channel": channel, "alert": alert.to_json()}
+        typer.echo(json.dumps(document, indent=2))
+        return
+    typer.echo(f"payload: {payload_kind(body)} → {alert.source} alert, {alert.status}, severity {alert.severity}")
+    typer.echo(f"pipeline: {alert.pipeline or '(none)'} · error class: {alert.category or '-'}")
+    typer.echo(f"fingerprint: {alert.fingerprint}")
+    typer.echo(f"channel: {channel or '(none: set default_channel in etl-doctor.yml)'}\n")
+    if alert.status == "failing":
+        typer.echo(render_message(render_alert(IncidentView(alert=alert)), show_urls=True))
+    elif alert.status == "resolved":
+        typer.echo(f"resolves open alerts with key {alert.resolve_key} (updates their message, adds ✅)")
+    else:
+        typer.echo(f"noted in the thread of an open alert with key {alert.resolve_key}, else only recorded")
+
+
+@alerts_app.command("pending")
+def alerts_pending(limit: Annotated[int, typer.Option(help="Show at most this many.")] = 50) -> None:
+    """The backlog: alerts stored but not yet in Slack (waiting, or refused by Slack), oldest first."""
+    from bot.alerts.model import Alert
+    from bot.store.db import Store, StoreSchemaError
+
+    settings = _settings()
+    try:
+        store = Store(settings.database_url)
+        store.ensure_schema()
+        with store.transaction() as uow:
+            counts = uow.alerts.counts_by_status()
+            rows = uow.alerts.backlog(limit=limit)
+    except StoreSchemaError as exc:
+        _fail(str(exc))
+    waiting, failed = counts.get("received", 0), counts.get("undeliverable", 0)
+    typer.echo(f"{waiting} waiting to be posted, {failed} undeliverable, {counts.get('posted', 0)} posted")
+    for row in rows:
+        alert = Alert.from_json(row.payload["alert"])
+        state = "waiting" if row.status == "received" else "UNDELIVERABLE"
+        error = f" — {row.last_error}" if row.last_error else ""
+        typer.echo(f"#{row.id} {row.received_at:%Y-%m-%d %H:%M:%S} {state} {row.channel or '-'} {alert.title}{error}")
 
 
 def main() -> None:

@@ -8,7 +8,9 @@ import shlex
 from dataclasses import dataclass
 
 COMMAND = "/etl"
-ACTION_LOGS = "etl.logs"  # the Logs button on a diagnosis
+ACTION_LOGS = "etl.logs"  # the Logs button on a diagnosis or an alert
+ACTION_WHY = "etl.why"  # the Why button on an alert: the diagnosis in the thread
+ACTION_ALERT_LOGS = "etl.alert_logs"  # the Logs button on an alert: the log lines in the thread
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 from collections.abc import Mapping
@@ -10,7 +11,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
@@ -22,6 +32,8 @@ DEFAULT_CONFIG_FILE = Path("etl-doctor.yml")
 _STATE_MACHINE_ARN = re.compile(r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$")
 _PIPELINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 _CHANNEL = re.compile(r"^(#[a-z0-9_-]{1,80}|[CGD][A-Z0-9]{2,})$")
+_TOPIC_PATTERN = re.compile(r"^arn:[a-z*-]+:sns:[a-z0-9*-]+:[0-9*]+:[A-Za-z0-9_*?.-]+$")
+Severity = Literal["critical", "error", "warning", "info"]
 
 
 class ConfigError(UserFacingError):
@@ -36,6 +48,13 @@ class PipelineConfig(BaseModel):
     state_machine_arn: str = Field(description="ARN of the pipeline's Step Functions state machine.")
     channel: str | None = Field(None, description="Slack channel for this pipeline; defaults to `default_channel`.")
     description: str = Field("", description="One line shown in `/etl pipelines`.")
+    resources: tuple[str, ...] = Field(
+        (),
+        description=(
+            "Names or shell patterns of the pipeline's other resources (Glue jobs, ECS task families, "
+            "Batch queues or jobs, CloudWatch alarms), so their alerts are routed to this pipeline."
+        ),
+    )
 
     @field_validator("state_machine_arn")
     @classmethod
@@ -53,8 +72,59 @@ class PipelineConfig(BaseModel):
         return _validate_channel(value)
 
 
+class AlertRoute(BaseModel):
+    """One routing rule under `alerts.routes`: alerts that match go to `channel` (first match wins)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channel: str = Field(description="Channel for the alerts this rule matches.")
+    pipelines: tuple[str, ...] = Field((), description="Pipelines this rule applies to (empty: all).")
+    severities: tuple[Severity, ...] = Field((), description="Severities this rule applies to (empty: all).")
+
+    @field_validator("channel")
+    @classmethod
+    def _check_channel(cls, value: str) -> str:
+        _validate_channel(value)
+        return value
+
+
+class AlertsConfig(BaseModel):
+    """How alerts are grouped and routed (`alerts:` in etl-doctor.yml)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    group_window_minutes: int = Field(
+        60, ge=1, le=10080, description="Repeats of a failure within this many minutes join the first alert's thread."
+    )
+    routes: tuple[AlertRoute, ...] = Field(
+        (), description="Routing rules by pipeline and severity, first match wins; then the pipeline's channel."
+    )
+    enrich: bool = Field(True, description="Diagnose Step Functions failures and update the alert with the verdict.")
+    max_message_age_seconds: int = Field(
+        3600, ge=0, description="`/sns` refuses signed messages older than this (0: no limit)."
+    )
+
+
+class SnsTopicConfig(BaseModel):
+    """A topic `/sns` accepts: subscriptions to it are confirmed automatically."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    arn: str = Field(description="Topic ARN, shell wildcards allowed (`arn:aws:sns:*:123456789012:etl-*`).")
+    raw_message_delivery: bool = Field(
+        False, description="Accept unsigned raw deliveries from this topic (only behind a private endpoint)."
+    )
+
+    @field_validator("arn")
+    @classmethod
+    def _check_arn(cls, value: str) -> str:
+        if not _TOPIC_PATTERN.match(value):
+            raise ValueError("not an SNS topic ARN or pattern (expected arn:aws:sns:<region>:<account-id>:<topic>)")
+        return value
+
+
 class ProjectConfig(BaseModel):
-    """What etl-doctor.yml holds: pipelines and channels (later: KPIs, connections, permissions)."""
+    """What etl-doctor.yml holds: pipelines, channels, alert routing and SNS topics (later: KPIs)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -64,6 +134,17 @@ class ProjectConfig(BaseModel):
     pipelines: dict[str, PipelineConfig] = Field(
         default_factory=dict, description="Pipelines by name; each names its state machine."
     )
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Alert grouping and routing.")
+    sns_topics: tuple[SnsTopicConfig, ...] = Field(
+        (), description="SNS topics whose subscriptions `/sns` confirms (ARNs or wildcards)."
+    )
+
+    @field_validator("sns_topics", mode="before")
+    @classmethod
+    def _topics_from_strings(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return [{"arn": item} if isinstance(item, str) else item for item in value]
+        return value
 
     @field_validator("default_channel")
     @classmethod
@@ -78,10 +159,45 @@ class ProjectConfig(BaseModel):
                 raise ValueError(f"pipeline name {name!r} must be 1-80 letters, digits, '.', '_' or '-'")
         return value
 
-    def channel_for(self, pipeline: str | None) -> str | None:
-        """Return the channel a pipeline posts to, falling back to the default channel."""
+    def channel_for(self, pipeline: str | None, severity: str | None = None) -> str | None:
+        """Return the channel for a pipeline's posts.
+
+        The first matching alert route wins, then the pipeline's own channel, then the default channel.
+        """
+        for route in self.alerts.routes:
+            if (not route.pipelines or pipeline in route.pipelines) and (
+                not route.severities or severity in route.severities
+            ):
+                return route.channel
         config = self.pipelines.get(pipeline) if pipeline else None
         return (config.channel if config else None) or self.default_channel
+
+    @model_validator(mode="after")
+    def _check_route_pipelines(self) -> ProjectConfig:
+        for index, route in enumerate(self.alerts.routes):
+            unknown = [name for name in route.pipelines if name not in self.pipelines]
+            if unknown:
+                known = ", ".join(sorted(self.pipelines)) or "none"
+                raise ValueError(f"alerts.routes[{index}].pipelines: unknown pipeline {unknown[0]!r}; known: {known}")
+        return self
+
+    def pipeline_for_resource(self, *names: str | None) -> str | None:
+        """The pipeline whose `resources` patterns match one of these resource names, or None."""
+        for pipeline, config in self.pipelines.items():
+            for name in names:
+                if name and any(fnmatch.fnmatchcase(name, pattern) for pattern in config.resources):
+                    return pipeline
+        return None
+
+    def pipeline_for_state_machine(self, state_machine_arn: str | None) -> str | None:
+        """The pipeline watching this state machine (by ARN, version/alias ARN or name), or None."""
+        if not state_machine_arn:
+            return None
+        name = state_machine_arn.split(":stateMachine:")[-1].split(":")[0]  # drop a version or alias
+        for pipeline, config in self.pipelines.items():
+            if config.state_machine_arn == state_machine_arn or config.state_machine_arn.endswith(f":{name}"):
+                return pipeline
+        return None
 
 
 def _validate_channel(value: str | None) -> str | None:
@@ -241,8 +357,12 @@ def env_var_names() -> dict[str, tuple[str, ...]]:
 
 def project_keys() -> list[str]:
     """List the keys etl-doctor.yml understands, dotted (e.g. `pipelines.<name>.channel`)."""
-    keys = [name for name in ProjectConfig.model_fields if name != "pipelines"]
+    nested = {"pipelines", "alerts", "sns_topics"}
+    keys = [name for name in ProjectConfig.model_fields if name not in nested]
     keys += [f"pipelines.<name>.{name}" for name in PipelineConfig.model_fields]
+    keys += [f"alerts.{name}" for name in AlertsConfig.model_fields if name != "routes"]
+    keys += [f"alerts.routes[].{name}" for name in AlertRoute.model_fields]
+    keys += [f"sns_topics[].{name}" for name in SnsTopicConfig.model_fields]
     return keys
 
 

@@ -13,6 +13,7 @@ from bot.aws.logs import LogsGateway
 from bot.aws.stepfunctions import StepFunctionsGateway
 
 if TYPE_CHECKING:
+    from bot.alerts.sns import CertificateSource
     from bot.config import Settings
     from bot.store.db import Store
 
@@ -31,6 +32,8 @@ class Services:
         store: The incident store (default: opened from ``settings.database_url`` on first use, its
             schema checked, and upgraded automatically when it is SQLite).
         clock: Returns the current UTC time (tests pass a fixed clock).
+        sns_certificates: Where SNS signing certificates come from (default: fetched from AWS and
+            cached; a pinned certificate for `etl-doctor sns verify --cert-file` and tests).
     """
 
     def __init__(
@@ -40,8 +43,10 @@ class Services:
         aws: AwsClients | None = None,
         store: Store | None = None,
         clock: Callable[[], datetime] = utc_now,
+        sns_certificates: CertificateSource | None = None,
     ) -> None:
         self.settings = settings
+        self._sns_certificates = sns_certificates
         self.aws = aws or AwsClients.from_settings(settings)
         self.clock = clock
         self._store = store
@@ -78,3 +83,13 @@ class Services:
     def compute(self) -> ComputeGateway:
         """ECS, Lambda, Glue, Batch and CloudWatch metrics lookups."""
         return ComputeGateway(self.aws)
+
+    @property
+    def sns_certificates(self) -> CertificateSource:
+        """SNS signing certificates (fetched once per URL and cached, unless given)."""
+        with self._store_lock:
+            if self._sns_certificates is None:
+                from bot.alerts.sns import FetchedCertificates
+
+                self._sns_certificates = FetchedCertificates()
+            return self._sns_certificates

@@ -1,4 +1,4 @@
-"""Buttons on etl-doctor's messages: ack at once, work lazily (the Logs button on a diagnosis)."""
+"""Buttons on etl-doctor's messages: ack at once, work lazily (Logs on a diagnosis; Why and Logs on an alert)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from slack_bolt import Ack, Respond
+from slack_sdk import WebClient
 
 from bot.answers import answer
 from bot.commands import Invocation, find
@@ -30,3 +31,47 @@ class DiagnosisButtons:
         with reporting_errors(respond, logger, "Logs button"):
             message = answer(Invocation(logs, (str(action.get("value", "")),)), self._services)
             respond(response_type="ephemeral", replace_original=False, **message)
+
+
+class AlertButtons:
+    """Listeners for the Why and Logs buttons of an alert: the answer goes into the alert's thread."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def ack_alert_button(self, ack: Ack) -> None:
+        """Ack the click at once."""
+        ack()
+
+    def run_why_button(
+        self, action: dict[str, Any], body: dict[str, Any], client: WebClient, respond: Respond, logger: logging.Logger
+    ) -> None:
+        """Post the full diagnosis of the alert's execution in its thread."""
+        self._answer_in_thread("why", action, body, client, respond, logger)
+
+    def run_logs_button(
+        self, action: dict[str, Any], body: dict[str, Any], client: WebClient, respond: Respond, logger: logging.Logger
+    ) -> None:
+        """Post the evidence log lines of the alert's execution (or ECS task) in its thread."""
+        self._answer_in_thread("logs", action, body, client, respond, logger)
+
+    def _answer_in_thread(
+        self,
+        name: str,
+        action: dict[str, Any],
+        body: dict[str, Any],
+        client: WebClient,
+        respond: Respond,
+        logger: logging.Logger,
+    ) -> None:
+        subcommand = find(name)
+        assert subcommand is not None
+        message = body.get("message") or {}
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        thread_ts = message.get("thread_ts") or message.get("ts")
+        with reporting_errors(respond, logger, f"{name.title()} button"):
+            answer_message = answer(Invocation(subcommand, (str(action.get("value", "")),)), self._services)
+            if channel and thread_ts:
+                client.chat_postMessage(channel=channel, thread_ts=thread_ts, **answer_message)
+            else:
+                respond(response_type="ephemeral", replace_original=False, **answer_message)

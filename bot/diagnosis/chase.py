@@ -156,11 +156,7 @@ class Chase:
         return diagnosis
 
     def _pipeline_of(self, machine_arn: str) -> str | None:
-        base = machine_arn.split(":stateMachine:")[-1].split(":")[0]
-        for name, config in self.project.pipelines.items():
-            if config.state_machine_arn == machine_arn or config.state_machine_arn.endswith(f":{base}"):
-                return name
-        return None
+        return self.project.pipeline_for_state_machine(machine_arn)
 
     def _diagnose_history(
         self,

@@ -14,7 +14,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from bot.errors import UserFacingError
-from bot.store.repositories import AlertRepository, AuditLog, EventReceipts, IncidentRepository, KpiRunRepository
+from bot.store.repositories import (
+    AlertRepository,
+    AuditLog,
+    EventReceipts,
+    IncidentRepository,
+    KpiRunRepository,
+    Leases,
+)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -33,6 +40,7 @@ class UnitOfWork:
     audit: AuditLog
     kpi_runs: KpiRunRepository
     event_receipts: EventReceipts
+    leases: Leases
 
 
 class Store:
@@ -71,6 +79,7 @@ class Store:
                 audit=AuditLog(session),
                 kpi_runs=KpiRunRepository(session),
                 event_receipts=EventReceipts(session),
+                leases=Leases(session),
             )
 
     def _alembic_config(self) -> Any:

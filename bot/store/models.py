@@ -1,4 +1,4 @@
-"""SQLAlchemy models: incidents, alerts, audited actions and KPI runs."""
+"""SQLAlchemy models: incidents, alerts, audited actions, KPI runs and leases."""
 
 from __future__ import annotations
 
@@ -68,6 +68,7 @@ class Incident(Base):
     snoozed_until: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    resolve_key: Mapped[str | None] = mapped_column(String(512), index=True)
 
 
 class Alert(Base):
@@ -84,6 +85,19 @@ class Alert(Base):
     incident_id: Mapped[str | None] = mapped_column(ForeignKey("incidents.id"), index=True)
     slack_ts: Mapped[str | None] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    channel: Mapped[str | None] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Lease(Base):
+    """A named lease one process holds at a time (e.g. the alert dispatcher), expiring if not renewed."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime]
 
 
 class ActionRecord(Base):

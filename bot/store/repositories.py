@@ -6,11 +6,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, delete, literal, select, update
+from sqlalchemy import case, delete, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.store.models import ActionRecord, Alert, Incident, KpiRun, SlackEventReceipt
+from bot.store.models import ActionRecord, Alert, Incident, KpiRun, Lease, SlackEventReceipt
 from bot.store.types import UTCDateTime
 
 
@@ -40,16 +40,27 @@ class IncidentRepository:
         execution_arn: str | None = None,
         error_class: str | None = None,
         details: dict[str, Any] | None = None,
+        resolve_key: str | None = None,
+        window: timedelta | None = None,
     ) -> tuple[Incident, bool]:
         """Open an incident for this fingerprint, or count one more occurrence of the open one.
 
         Safe under concurrency: a unique partial index allows one open incident per fingerprint, and a
-        losing concurrent insert falls back to counting.
+        losing concurrent insert falls back to counting. With ``window``, an open incident last seen
+        longer ago than that is closed as ``expired`` and a new one is opened (a failure that comes back
+        after a quiet spell gets a new thread).
 
         Returns:
             The incident and whether it was created by this call.
         """
         existing = self.find_open(fingerprint)
+        if existing is not None and window is not None and existing.last_seen_at < at - window:
+            self._session.execute(
+                update(Incident)
+                .where(Incident.id == existing.id, Incident.resolved_at.is_(None))
+                .values(resolved_at=at, status="expired")
+            )
+            existing = None
         if existing is None:
             incident = Incident(
                 fingerprint=fingerprint,
@@ -62,6 +73,7 @@ class IncidentRepository:
                 last_seen_at=at,
                 occurrences=1,
                 details=details or {},
+                resolve_key=resolve_key,
             )
             try:
                 with self._session.begin_nested():
@@ -90,14 +102,29 @@ class IncidentRepository:
             update(Incident).where(Incident.id == incident_id).values(slack_channel=channel, slack_ts=ts)
         )
 
-    def resolve(self, incident_id: str, at: datetime) -> bool:
-        """Mark an incident resolved; return False if it was already resolved or does not exist."""
+    def resolve(self, incident_id: str, at: datetime, *, by: str | None = None) -> bool:
+        """Mark an incident resolved (``by``: what resolved it); False if already resolved or unknown."""
         result = self._session.execute(
             update(Incident)
             .where(Incident.id == incident_id, Incident.resolved_at.is_(None))
             .values(resolved_at=at, status="resolved")
         )
+        if result.rowcount and by:  # type: ignore[attr-defined]
+            self.merge_details(incident_id, {"resolved_by": by})
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def open_for_resolve_key(self, resolve_key: str) -> list[Incident]:
+        """Unresolved incidents a resolution with this key closes, oldest first."""
+        query = select(Incident).where(Incident.resolve_key == resolve_key, Incident.resolved_at.is_(None))
+        return list(self._session.scalars(query.order_by(Incident.first_seen_at)))
+
+    def merge_details(self, incident_id: str, values: dict[str, Any]) -> None:
+        """Add or replace keys of an incident's ``details`` (read, merge, write in this transaction)."""
+        incident = self._session.get(Incident, incident_id, with_for_update=True)
+        if incident is None:
+            raise KeyError(incident_id)
+        incident.details = {**(incident.details or {}), **values}
+        self._session.flush()
 
     def list_since(self, since: datetime, *, pipeline: str | None = None, limit: int = 100) -> list[Incident]:
         """Incidents seen since a time, most recent first."""
@@ -122,8 +149,13 @@ class AlertRepository:
         subject: str = "",
         payload: dict[str, Any] | None = None,
         incident_id: str | None = None,
+        channel: str | None = None,
+        status: str = "received",
     ) -> Alert | None:
-        """Store an alert; return None when one with the same dedupe key was already stored."""
+        """Store an alert; return None when one with the same dedupe key was already stored.
+
+        ``status`` is ``received`` (to be posted) or ``recorded`` (kept, nothing to post).
+        """
         alert = Alert(
             dedupe_key=dedupe_key,
             source=source,
@@ -131,6 +163,9 @@ class AlertRepository:
             subject=subject[:500],
             payload=payload or {},
             incident_id=incident_id,
+            channel=channel,
+            status=status,
+            attempts=0,
         )
         try:
             with self._session.begin_nested():
@@ -139,13 +174,44 @@ class AlertRepository:
             return None
         return alert
 
-    def mark_posted(self, alert_id: int, slack_ts: str) -> None:
-        """Record that the alert reached Slack."""
+    def get(self, alert_id: int) -> Alert | None:
+        """Return the alert with this id, or None."""
+        return self._session.get(Alert, alert_id)
+
+    def mark_posted(self, alert_id: int, slack_ts: str | None) -> None:
+        """Record that the alert reached Slack (``slack_ts``: the message that shows it)."""
         self._session.execute(update(Alert).where(Alert.id == alert_id).values(status="posted", slack_ts=slack_ts))
+
+    def mark_many(self, alert_ids: list[int], status: str, *, slack_ts: str | None = None) -> None:
+        """Set the status (and message) of several alerts at once."""
+        if alert_ids:
+            self._session.execute(update(Alert).where(Alert.id.in_(alert_ids)).values(status=status, slack_ts=slack_ts))
+
+    def record_attempt(self, alert_id: int, error: str, *, give_up: bool = False) -> None:
+        """Count a failed delivery; ``give_up`` marks the alert ``undeliverable`` (kept, shown in the backlog)."""
+        values: dict[str, Any] = {"attempts": Alert.attempts + 1, "last_error": error[:2000]}
+        if give_up:
+            values["status"] = "undeliverable"
+        self._session.execute(update(Alert).where(Alert.id == alert_id).values(**values))
 
     def pending(self, *, limit: int = 100) -> list[Alert]:
         """Alerts received but not yet posted, oldest first (what a restart must still send)."""
         query = select(Alert).where(Alert.status == "received").order_by(Alert.id).limit(limit)
+        return list(self._session.scalars(query))
+
+    def backlog(self, *, limit: int = 100) -> list[Alert]:
+        """Alerts still to post or that could not be posted, oldest first."""
+        query = select(Alert).where(Alert.status.in_(("received", "undeliverable"))).order_by(Alert.id)
+        return list(self._session.scalars(query.limit(limit)))
+
+    def counts_by_status(self) -> dict[str, int]:
+        """How many alerts are in each status."""
+        rows = self._session.execute(select(Alert.status, func.count()).group_by(Alert.status))
+        return {str(status): int(count) for status, count in rows.tuples()}
+
+    def for_incident(self, incident_id: str, *, limit: int = 1000) -> list[Alert]:
+        """An incident's alerts, oldest first."""
+        query = select(Alert).where(Alert.incident_id == incident_id).order_by(Alert.id).limit(limit)
         return list(self._session.scalars(query))
 
 
@@ -281,3 +347,30 @@ class EventReceipts:
         except IntegrityError:
             return False
         return True
+
+
+class Leases:
+    """Named leases: at most one holder at a time across processes, expiring unless renewed."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def acquire(self, name: str, holder: str, *, now: datetime, ttl: timedelta) -> bool:
+        """Take or renew the lease; return False while another holder's lease has not expired."""
+        expires = now + ttl
+        try:
+            with self._session.begin_nested():
+                self._session.add(Lease(name=name, holder=holder, expires_at=expires))
+        except IntegrityError:
+            now_value = literal(now, UTCDateTime())
+            result = self._session.execute(
+                update(Lease)
+                .where(Lease.name == name, (Lease.holder == holder) | (Lease.expires_at < now_value))
+                .values(holder=holder, expires_at=expires)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+        return True
+
+    def release(self, name: str, holder: str) -> None:
+        """Give the lease up (only if this holder has it)."""
+        self._session.execute(delete(Lease).where(Lease.name == name, Lease.holder == holder))

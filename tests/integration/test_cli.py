@@ -16,6 +16,7 @@ import pytest
 from bot.aws.clients import AwsClients
 from bot.sandbox.aws_replay import AwsReplay
 from bot.sandbox.world import PIPELINES, seed_world
+from bot.store.db import MIGRATIONS_DIR
 from tests.conftest import EXECUTIONS
 
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:"
@@ -57,20 +58,23 @@ def test_config_errors_exit_2_with_file_and_field(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+HEAD = sorted(p.name[:4] for p in (MIGRATIONS_DIR / "versions").glob("0*.py"))[-1]
+
+
 def test_db_upgrade_and_current(tmp_path: Path) -> None:
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
     before = run("db", "current", env=env)
     assert "at (empty)" in before.stdout and "run `etl-doctor db upgrade`" in before.stdout
     upgraded = run("db", "upgrade", env=env)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "(empty) → 0002" in upgraded.stdout
+    assert f"(empty) → {HEAD}" in upgraded.stdout
     assert "(up to date)" in run("db", "current", env=env).stdout
 
 
 @pytest.mark.postgres
 def test_db_upgrade_on_postgresql(postgres_url: str) -> None:
     env = {"DATABASE_URL": postgres_url}
-    assert "(empty) → 0002" in run("db", "upgrade", env=env).stdout
+    assert f"(empty) → {HEAD}" in run("db", "upgrade", env=env).stdout
     assert "(up to date)" in run("db", "current", env=env).stdout
 
 

@@ -1,0 +1,1 @@
+"""Alerts: SNS verification, event normalisation, fingerprints, grouping and posting."""

@@ -1,0 +1,143 @@
+"""Store an alert and group it into its incident, in one transaction, before anyone answers 200."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from bot.alerts.model import Alert
+from bot.alerts.routing import channel_for, route
+from bot.config import ProjectConfig
+from bot.store.db import Store
+
+logger = logging.getLogger(__name__)
+
+RAW_MAX = 64 * 1024  # characters of the original payload kept with the alert
+
+Outcome = Literal["stored", "duplicate"]
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    """What happened to one delivery.
+
+    Attributes:
+        outcome: ``stored`` or ``duplicate`` (a redelivery: nothing changes, nothing is posted).
+        alert: The routed alert.
+        alert_id: The stored row's id (None for a duplicate).
+        incident_id: The incident it opened or joined, if any.
+        new_incident: Whether this delivery opened the incident.
+        resolved: Incidents this delivery resolved.
+        to_post: Whether the dispatcher has something to post for it.
+    """
+
+    outcome: Outcome
+    alert: Alert
+    alert_id: int | None = None
+    incident_id: str | None = None
+    new_incident: bool = False
+    resolved: tuple[str, ...] = field(default_factory=tuple)
+    to_post: bool = False
+
+
+def dedupe_key(alert: Alert, raw: str | bytes | dict[str, Any] | None) -> str:
+    """The idempotency key: the delivery id (SNS MessageId, EventBridge id), else a hash of the payload."""
+    if alert.delivery_id:
+        return f"{alert.source}:{alert.delivery_id}"[:256]
+    if isinstance(raw, dict):
+        body = json.dumps(raw, sort_keys=True).encode()
+    elif isinstance(raw, str):
+        body = raw.encode("utf-8", "replace")
+    else:
+        body = raw or b""
+    return f"sha256:{hashlib.sha256(body).hexdigest()}"
+
+
+class AlertIntake:
+    """Turns a normalised alert into stored rows: the alert, its incident, resolutions.
+
+    Args:
+        store: The incident store.
+        project: etl-doctor.yml (routing, grouping window).
+        clock: Returns the current UTC time.
+    """
+
+    def __init__(self, store: Store, project: ProjectConfig, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._project = project
+        self._clock = clock
+
+    def accept(self, alert: Alert, raw: str | bytes | dict[str, Any] | None = None) -> IntakeResult:
+        """Route, store and group one alert; a second delivery with the same id changes nothing."""
+        alert = route(alert, self._project)
+        now = self._clock()
+        at = alert.occurred_at or now
+        channel = channel_for(alert, self._project)
+        payload: dict[str, Any] = {"alert": alert.to_json(), "raw": _raw_excerpt(raw)}
+        window = timedelta(minutes=self._project.alerts.group_window_minutes)
+        with self._store.transaction() as uow:
+            row = uow.alerts.add(
+                dedupe_key=dedupe_key(alert, raw),
+                source=alert.source,
+                received_at=now,
+                subject=alert.subject or alert.title,
+                payload=payload,
+                channel=channel,
+            )
+            if row is None:
+                return IntakeResult("duplicate", alert)
+            if alert.status == "failing":
+                assert alert.fingerprint is not None  # set by route()
+                incident, created = uow.incidents.record_occurrence(
+                    fingerprint=alert.fingerprint,
+                    title=alert.title,
+                    at=at,
+                    pipeline=alert.pipeline,
+                    severity=alert.severity,
+                    execution_arn=alert.resources.get("execution_arn"),
+                    error_class=alert.category,
+                    details={"alert": alert.to_json(), "channel": channel},
+                    resolve_key=alert.resolve_key,
+                    window=window,
+                )
+                row.incident_id = incident.id
+                return IntakeResult("stored", alert, row.id, incident.id, created, to_post=channel is not None)
+            open_incidents = uow.incidents.open_for_resolve_key(alert.resolve_key) if alert.resolve_key else []
+            if alert.status == "resolved":
+                by = _resolved_by(alert)
+                resolved = tuple(i.id for i in open_incidents if uow.incidents.resolve(i.id, at, by=by))
+                posted = [i for i in open_incidents if i.id in resolved and i.slack_ts]
+                row.payload = {**payload, "resolves": list(resolved)}
+                row.incident_id = resolved[0] if resolved else None
+                if not resolved:
+                    row.status = "recorded"
+                return IntakeResult(
+                    "stored", alert, row.id, row.incident_id, resolved=resolved, to_post=bool(resolved) or bool(posted)
+                )
+            # info: a note in the thread of the incident it concerns, else only recorded
+            if open_incidents:
+                row.incident_id = open_incidents[0].id
+                return IntakeResult("stored", alert, row.id, row.incident_id, to_post=True)
+            row.status = "recorded"
+            return IntakeResult("stored", alert, row.id)
+
+
+def _resolved_by(alert: Alert) -> str:
+    name = alert.resources.get("execution_name")
+    if name:
+        return f"execution {name} {alert.details.get('status', 'SUCCEEDED')}"
+    if alert.resources.get("alarm_name"):
+        return f"alarm {alert.resources['alarm_name']} OK"
+    return alert.title
+
+
+def _raw_excerpt(raw: str | bytes | dict[str, Any] | None) -> Any:
+    if raw is None or isinstance(raw, dict):
+        return raw
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    return text[:RAW_MAX]

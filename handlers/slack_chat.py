@@ -1,0 +1,70 @@
+"""Slack for the alert dispatcher: chat.postMessage / chat.update / reactions.add, errors made explicit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot.alerts.dispatch import ChatRateLimitedError, ChatRejectedError, ChatUnavailableError
+
+_TRANSIENT = {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
+
+
+class SlackChat:
+    """The dispatcher's `Chat` over a slack_sdk client that does not retry 429s itself.
+
+    A 429 becomes `ChatRateLimitedError` with Slack's ``Retry-After``; network failures and Slack-side
+    errors `ChatUnavailableError`; anything else (``channel_not_found``, ``not_in_channel``…)
+    `ChatRejectedError`.
+    """
+
+    def __init__(self, client: WebClient) -> None:
+        self._client = client
+
+    def post(self, channel: str, message: dict[str, Any], *, thread_ts: str | None = None) -> tuple[str, str]:
+        """Post a message; return (channel id, ts)."""
+        response = self._call(
+            lambda: self._client.chat_postMessage(
+                channel=channel,
+                text=message.get("text", " "),
+                blocks=message.get("blocks"),
+                thread_ts=thread_ts,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        )
+        return str(response["channel"]), str(response["ts"])
+
+    def update(self, channel: str, ts: str, message: dict[str, Any]) -> None:
+        """Replace a message."""
+        self._call(
+            lambda: self._client.chat_update(
+                channel=channel, ts=ts, text=message.get("text", " "), blocks=message.get("blocks")
+            )
+        )
+
+    def react(self, channel: str, ts: str, name: str) -> None:
+        """Add a reaction; one already there is fine."""
+        try:
+            self._call(lambda: self._client.reactions_add(channel=channel, timestamp=ts, name=name))
+        except ChatRejectedError as exc:
+            if "already_reacted" not in str(exc):
+                raise
+
+    @staticmethod
+    def _call(call: Any) -> Any:
+        try:
+            return call()
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            error = str(exc.response.get("error", "")) if isinstance(exc.response.data, dict) else ""
+            if status == 429:
+                retry_after = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after") or 1
+                raise ChatRateLimitedError(float(retry_after)) from None
+            if status >= 500 or error in _TRANSIENT:
+                raise ChatUnavailableError(f"Slack answered {status} {error}".strip()) from None
+            raise ChatRejectedError(error or f"HTTP {status}") from None
+        except (SlackClientError, OSError) as exc:
+            raise ChatUnavailableError(str(exc) or type(exc).__name__) from None
