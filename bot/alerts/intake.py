@@ -46,15 +46,20 @@ class IntakeResult:
 
 
 def dedupe_key(alert: Alert, raw: str | bytes | dict[str, Any] | None) -> str:
-    """The idempotency key: the delivery id (SNS MessageId, EventBridge id), else a hash of the payload."""
+    """The idempotency key: the delivery id (SNS MessageId, EventBridge id), else a hash of the payload.
+
+    Without a payload, the alert itself is hashed.
+    """
     if alert.delivery_id:
         return f"{alert.source}:{alert.delivery_id}"[:256]
-    if isinstance(raw, dict):
+    if raw is None:
+        body = json.dumps(alert.to_json(), sort_keys=True).encode()
+    elif isinstance(raw, dict):
         body = json.dumps(raw, sort_keys=True).encode()
     elif isinstance(raw, str):
         body = raw.encode("utf-8", "replace")
     else:
-        body = raw or b""
+        body = raw
     return f"sha256:{hashlib.sha256(body).hexdigest()}"
 
 

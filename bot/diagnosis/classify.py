@@ -306,7 +306,16 @@ _PROTECTED = re.compile(
     r"(?:exit(?:ed)? (?:with )?(?:code|status)(?: is)?:? ?|errno:? ?|status code:? ?|error code:? ?|http/\d\.\d "
     r"|error #|sqlstate:? ?)-?\d+"
 )
-_NORMALISERS: tuple[tuple[re.Pattern[str], str], ...] = (
+def _if_digit(match: re.Match[str], placeholder: str, *, letter: bool = False) -> str:
+    """``placeholder`` when the matched run has a digit (and, with ``letter``, a letter), else the run."""
+    run = match.group(0)
+    has_digit = any(char.isdigit() for char in run)
+    has_letter = not letter or any("a" <= char <= "z" for char in run)
+    return placeholder if has_digit and has_letter else run
+
+
+_Replacement = str | Callable[[re.Match[str]], str]
+_NORMALISERS: tuple[tuple[re.Pattern[str], _Replacement], ...] = (
     (re.compile(r"\barn:aws[\w-]*:[^\s\"'`,;)\]}]+"), "<arn>"),
     (re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s\"'`,;)\]}]+"), "<uri>"),
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "<uuid>"),
@@ -327,8 +336,9 @@ _NORMALISERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bip-\d+-\d+-\d+-\d+[\w.-]*"), "<host>"),
     (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
     (re.compile(r"\b(?:i|eni|sg|subnet|vpc|ami|vol|snap|jr|j|r|sir|fl|nat|igw|rtb)-[0-9a-f]{6,}\b"), "<id>"),
-    (re.compile(r"(?<![0-9a-z])(?=[0-9a-f]*\d)(?:0x)?[0-9a-f]{8,}(?![0-9a-z])"), "<hex>"),
-    (re.compile(r"(?=[a-z0-9+/]*\d)(?=[a-z0-9+/]*[a-z])[a-z0-9+/]{20,}={0,2}"), "<token>"),
+    # Runs are matched once and checked by a function (a lookahead per position is quadratic on long runs).
+    (re.compile(r"(?<![0-9a-z])(?:0x)?[0-9a-f]{8,}(?![0-9a-z])"), lambda m: _if_digit(m, "<hex>")),
+    (re.compile(r"(?<![a-z0-9+/])[a-z0-9+/]{20,}={0,2}"), lambda m: _if_digit(m, "<token>", letter=True)),
     (re.compile(r"(['\"`])[^'\"`\n]*(?:\d|<[a-z]+>|/)[^'\"`\n]*\1"), r"\1<v>\1"),
     (re.compile(r"(['\"`])[^'\"`\n]{48,}\1"), r"\1<v>\1"),
     (re.compile(r"\d{4,}"), "<n>"),

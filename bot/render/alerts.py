@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.alerts.model import Alert, IncidentView
+from bot.alerts.model import SOURCE_STEPFUNCTIONS, Alert, IncidentView
 from bot.aws.console import execution_url, log_group_url
 from bot.commands import ACTION_ALERT_LOGS, ACTION_WHY
 from bot.render.blocks import actions, button, code, context, escape, header, link, section
@@ -71,18 +71,20 @@ def render_alert(view: IncidentView) -> dict[str, Any]:
         f"{alert.pipeline}: {alert.title}" if alert.pipeline and alert.pipeline not in alert.title else alert.title
     )
     blocks = [header(f"{'Resolved — ' if resolved else ''}{headline}")]
-    facts = [f"*Status*\n{icon} {'resolved' if resolved else alert.kind}"]
+    facts = [f"*Pipeline*\n{escape(alert.pipeline)}"] if alert.pipeline else []
     if enriched and enriched.failed_state:
         facts.append(f"*Failed state*\n`{escape(enriched.failed_state)}`")
     elif alert.resource:
-        facts.append(f"*Resource*\n`{escape(alert.resource)}`")
+        label = "State machine" if alert.source == SOURCE_STEPFUNCTIONS else "Resource"
+        facts.append(f"*{label}*\n`{escape(alert.resource)}`")
     facts.append(f"*When*\n{_stamp(alert.occurred_at)}")
     category = (enriched.category if enriched else None) or alert.category
     if category:
         facts.append(f"*Error class*\n{CATEGORY_LABELS.get(category, category)}")
     elif alert.error:
         facts.append(f"*Error*\n`{escape(alert.error)}`")
-    blocks.append(section(f"{icon} *{escape(alert.kind)}*", fields=facts))
+    state = f"resolved (was: {alert.kind})" if resolved else alert.kind
+    blocks.append(section(f"{icon} *{escape(state)}*", fields=facts))
     if enriched and enriched.verdict:
         blocks.append(section(f":mag: {escape(enriched.verdict)}"))
     elif enriched:
@@ -126,8 +128,8 @@ def render_repeats(alerts: list[Alert], *, total: int) -> dict[str, Any]:
     lines = []
     for alert in alerts[:REPEATS_LISTED]:
         name = alert.resources.get("execution_name") or alert.resource or alert.subject or alert.title
-        error = f" `{escape(alert.error)}`" if alert.error else ""
-        lines.append(f"• {_when(alert.occurred_at)} {escape(name)}{error}")
+        error = f" `{escape(clamp(alert.error, 80))}`" if alert.error else ""
+        lines.append(f"• {_when(alert.occurred_at)} {escape(clamp(name, 80))}{error}")
     if len(alerts) > REPEATS_LISTED:
         lines.append(f"…and {len(alerts) - REPEATS_LISTED} more")
     what = "1 more occurrence" if len(alerts) == 1 else f"{len(alerts)} more occurrences"

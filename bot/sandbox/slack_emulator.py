@@ -241,6 +241,7 @@ class SlackEmulator:
         self._files: dict[str, _File] = {}
         self._usergroups: dict[str, list[str]] = {}
         self._queued_429: dict[str, list[int]] = {}
+        self._queued_errors: dict[str, list[str]] = {}
         self._channel_rate: float | None = None
         self._channel_next_slot: dict[str, float] = {}
         self._response_urls: dict[str, _ResponseUrlContext] = {}
@@ -535,6 +536,7 @@ class SlackEmulator:
             self._files.clear()
             self.views.clear()
             self._queued_429.clear()
+            self._queued_errors.clear()
             self._channel_next_slot.clear()
             self._response_urls.clear()
             self._response_url_uses.clear()
@@ -560,6 +562,20 @@ class SlackEmulator:
             raise ValueError("retry_after and times must be >= 0")
         with self._lock:
             self._queued_429.setdefault(method, []).extend([retry_after] * times)
+
+    def fail_next(self, method: str, error: str, *, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``method`` with ``{"ok": false, "error": error}`` (HTTP 200).
+
+        That is how Slack refuses a call for good (``channel_not_found``, ``not_in_channel``,
+        ``is_archived``…); nothing is stored.
+
+        Args:
+            method: A Web API method.
+            error: The error code to return.
+            times: How many consecutive calls to refuse.
+        """
+        with self._lock:
+            self._queued_errors.setdefault(method, []).extend([error] * times)
 
     def enforce_channel_rate(self, per_second: float | None = 1.0) -> None:
         """Limit chat.postMessage per channel, like Slack's ~1 message/second/channel.
@@ -713,7 +729,10 @@ class SlackEmulator:
             args = _parse_args(headers, body, query)
             with self._lock:
                 retry_after = self._pop_queued_429(method)
-                if retry_after is None:
+                queued_error = self._queued_errors.get(method)
+                if retry_after is None and queued_error:
+                    response = {"ok": False, "error": queued_error.pop(0)}
+                elif retry_after is None:
                     response = self._call_method(method, headers, args)
         except _RateLimitedError as limited:
             retry_after = limited.retry_after

@@ -207,7 +207,7 @@ class AlertRepository:
     def counts_by_status(self) -> dict[str, int]:
         """How many alerts are in each status."""
         rows = self._session.execute(select(Alert.status, func.count()).group_by(Alert.status))
-        return {str(status): int(count) for status, count in rows.tuples()}
+        return {str(status): int(count) for status, count in rows}
 
     def for_incident(self, incident_id: str, *, limit: int = 1000) -> list[Alert]:
         """An incident's alerts, oldest first."""

@@ -41,7 +41,12 @@ def test_manifest_declares_what_the_app_handles() -> None:
     manifest = _yaml(HTTP_MANIFEST)
     assert [c["command"] for c in manifest["features"]["slash_commands"]] == [COMMAND]
     assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["app_mention"]
-    assert set(manifest["oauth_config"]["scopes"]["bot"]) == {"app_mentions:read", "commands", "chat:write"}
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
+        "app_mentions:read",
+        "commands",
+        "chat:write",
+        "reactions:write",  # the ✅ on a resolved alert
+    }
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["settings"]["socket_mode_enabled"] is False
     urls = [c["url"] for c in manifest["features"]["slash_commands"]]
@@ -71,7 +76,10 @@ def test_serverless_points_at_the_real_handler_and_artifact() -> None:
     module_path, attribute = function["handler"].rsplit(".", 1)
     module = importlib.import_module(module_path.replace("/", "."))
     assert callable(getattr(module, attribute))
-    assert function["events"] == [{"httpApi": {"path": "/slack/events", "method": "post"}}]
+    http_routes = [e["httpApi"] for e in function["events"] if "httpApi" in e]
+    assert http_routes == [{"path": "/slack/events", "method": "post"}, {"path": "/sns", "method": "post"}]
+    patterns = [e["eventBridge"]["pattern"] for e in function["events"] if "eventBridge" in e]
+    assert {"aws.states", "aws.glue", "aws.batch"} <= {source for p in patterns for source in p["source"]}
     script = (ROOT / "scripts" / "package_lambda.py").read_text(encoding="utf-8")
     assert config["package"]["artifact"] == "build/lambda/etl-doctor-lambda.zip"
     assert '"build" / "lambda" / "etl-doctor-lambda.zip"' in script
