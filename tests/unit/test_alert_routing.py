@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +14,7 @@ from bot.config import ConfigError, ProjectConfig, load_settings
 from bot.render.alerts import render_alert, render_repeats, render_resolution
 from bot.render.limits import MESSAGE_BLOCKS_MAX, SECTION_TEXT_MAX
 from bot.render.terminal import render_message
-from tests.support.alerts import MACHINE, fixture, sfn_event
+from tests.support.alerts import FIXTURES, MACHINE, fixture, sfn_event
 from tests.support.golden import assert_golden
 
 T0 = datetime(2025, 2, 18, 3, 12, tzinfo=UTC)
@@ -54,7 +55,7 @@ def routed(payload: object) -> Alert:
     ],
 )
 def test_alerts_find_their_pipeline(name: str, pipeline: str | None) -> None:
-    raw = fixture(name) if name.endswith(".json") else (sfn_event.__globals__["FIXTURES"] / name).read_bytes()
+    raw = fixture(name) if name.endswith(".json") else (FIXTURES / name).read_bytes()
     assert routed(raw).pipeline == pipeline
 
 
@@ -79,10 +80,8 @@ def test_channels_follow_routes_then_pipeline_then_default() -> None:
     assert channel_for(routed(b"something odd happened"), PROJECT) == "#etl-alerts"
 
 
-def test_config_rejects_routes_to_unknown_pipelines_and_bad_topics(tmp_path: object) -> None:
-    from pathlib import Path
-
-    path = Path(str(tmp_path)) / "etl-doctor.yml"
+def test_config_rejects_routes_to_unknown_pipelines_and_bad_topics(tmp_path: Path) -> None:
+    path = tmp_path / "etl-doctor.yml"
     path.write_text("alerts:\n  routes:\n    - channel: '#x'\n      pipelines: [nope]\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"alerts.routes\[0\].pipelines: unknown pipeline 'nope'; known: none"):
         load_settings({"ETL_DOCTOR_CONFIG": str(path)})
@@ -90,7 +89,8 @@ def test_config_rejects_routes_to_unknown_pipelines_and_bad_topics(tmp_path: obj
     with pytest.raises(ConfigError, match=r"sns_topics.0.arn: not an SNS topic ARN"):
         load_settings({"ETL_DOCTOR_CONFIG": str(path)})
     path.write_text(
-        "sns_topics:\n  - arn:aws:sns:*:123456789012:etl-*\n  - arn: arn:aws:sns:us-east-1:1:raw\n    raw_message_delivery: true\n"
+        "sns_topics:\n  - arn:aws:sns:*:123456789012:etl-*\n"
+        "  - arn: arn:aws:sns:us-east-1:1:raw\n    raw_message_delivery: true\n"
     )
     topics = load_settings({"ETL_DOCTOR_CONFIG": str(path)}).project.sns_topics
     assert [(t.arn, t.raw_message_delivery) for t in topics] == [
