@@ -306,6 +306,8 @@ _PROTECTED = re.compile(
     r"(?:exit(?:ed)? (?:with )?(?:code|status)(?: is)?:? ?|errno:? ?|status code:? ?|error code:? ?|http/\d\.\d "
     r"|error #|sqlstate:? ?)-?\d+"
 )
+
+
 def _if_digit(match: re.Match[str], placeholder: str, *, letter: bool = False) -> str:
     """``placeholder`` when the matched run has a digit (and, with ``letter``, a letter), else the run."""
     run = match.group(0)
