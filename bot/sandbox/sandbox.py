@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import tempfile
 import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from bot.alerts.sns import PinnedCertificate
 from bot.app import RunningServer, serve
 from bot.aws.clients import AwsClients
 from bot.config import Settings, load_settings
@@ -14,8 +19,12 @@ from bot.sandbox.aws_replay import AwsReplay
 from bot.sandbox.moto_server import SANDBOX_CREDENTIALS, SANDBOX_REGION, MotoSandbox
 from bot.sandbox.slack_emulator import SlackEmulator
 from bot.sandbox.slack_requests import SlackRequests
+from bot.sandbox.sns_signing import SnsSigner
 from bot.sandbox.world import seed_world, write_project_file
 from bot.services import Services
+
+if TYPE_CHECKING:
+    from bot.alerts.service import AlertService
 
 
 class Sandbox:
@@ -29,6 +38,7 @@ class Sandbox:
         self._tmp = tempfile.TemporaryDirectory(prefix="etl-doctor-sandbox-") if workdir is None else None
         self.workdir = workdir or Path(self._tmp.name if self._tmp else ".")
         self.signing_secret = secrets.token_hex(16)
+        self.signer = SnsSigner.create()  # signs the demo's SNS alerts; the bot verifies them with its certificate
         self.moto = MotoSandbox()
         self.replay: AwsReplay | None = None
         self.slack = SlackEmulator()
@@ -36,6 +46,7 @@ class Sandbox:
         self.services: Services | None = None
         self._server: RunningServer | None = None
         self._thread: threading.Thread | None = None
+        self.world: dict[str, Any] = {}
 
     @property
     def base_url(self) -> str:
@@ -70,8 +81,8 @@ class Sandbox:
         }
         self.settings = load_settings(environ)
         aws = AwsClients.from_settings(self.settings, credentials=SANDBOX_CREDENTIALS)
-        self.services = Services(self.settings, aws=aws)
-        seed_world(self.replay, aws)
+        self.services = Services(self.settings, aws=aws, sns_certificates=PinnedCertificate(self.signer.pem))
+        self.world = seed_world(self.replay, aws)
         ready = threading.Event()
 
         def on_ready(server: RunningServer) -> None:
@@ -85,6 +96,40 @@ class Sandbox:
         if not ready.wait(timeout=30):
             raise RuntimeError("the bot's HTTP server did not start within 30 s")
         return self
+
+    @property
+    def alerts(self) -> AlertService:
+        """The running bot's alert pipeline."""
+        if self._server is None or self._server.alerts is None:
+            raise RuntimeError("the sandbox is not started")
+        return self._server.alerts
+
+    def publish_alert(
+        self, message: dict[str, Any] | str, *, subject: str | None = None, document: dict[str, Any] | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """POST a signed SNS notification carrying ``message`` to the bot's ``/sns``, as SNS would.
+
+        Args:
+            message: The notification's Message (an EventBridge event, an alarm, text).
+            subject: The SNS Subject.
+            document: Send this envelope instead (e.g. a tampered one).
+
+        Returns:
+            HTTP status and the JSON answer.
+        """
+        text = message if isinstance(message, str) else json.dumps(message)
+        envelope = document or self.signer.notification(text, subject=subject)
+        request = urllib.request.Request(  # noqa: S310 - the sandbox's own loopback server
+            f"{self.base_url}/sns",
+            data=json.dumps(envelope).encode(),
+            method="POST",
+            headers={"Content-Type": "text/plain; charset=UTF-8"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+                return int(response.status), json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), json.loads(exc.read() or b"{}")
 
     @property
     def requests(self) -> SlackRequests:

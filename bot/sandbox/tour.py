@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from bot.render.terminal import render_message
+from bot.sandbox.alert_events import status_change_event
 from bot.sandbox.sandbox import Sandbox
 from bot.sandbox.slack_requests import SlashResult
+from bot.sandbox.world import ALERTS_CHANNEL
 
 RULE = "━" * 72
 
@@ -24,6 +28,70 @@ def _show(out: Callable[[str], None], title: str, note: str, result: SlashResult
     for message in result.messages:
         out(_indent(render_message(message)))
         out("")
+
+
+def _wait(condition: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    return None
+
+
+def _alert_story(sandbox: Sandbox, out: Callable[[str], None]) -> list[str]:
+    """An SNS alert arrives, is enriched, repeats into its thread, and is resolved by a later success."""
+    problems: list[str] = []
+    describe = next(iter(sandbox.world.get("executions", {}).values()))["describe"]
+    channel = ALERTS_CHANNEL
+
+    def alerts() -> list[dict[str, Any]]:
+        return [m for m in sandbox.slack.messages(channel) if m["text"].startswith(("policies-etl:", "Resolved:"))]
+
+    def thread(parent: dict[str, Any]) -> list[dict[str, Any]]:
+        return sandbox.slack.thread(channel, parent["ts"])[1:]
+
+    out(f"\n{RULE}\nAn alert: EventBridge → SNS → POST /sns\n")
+    status, _ = sandbox.publish_alert(status_change_event(describe), subject="policies-etl FAILED")
+    out(f"  SNS delivers a signed notification; etl-doctor verifies it, stores it, answers HTTP {status},")
+    out("  and posts at once:\n")
+    parent = _wait(lambda: next(iter(alerts()), None), 15)
+    if parent is None:
+        return ["the SNS alert was not posted"]
+    out(_indent(render_message(parent)))
+    out("\n  Seconds later, the same message, enriched by the `/etl why` diagnosis (chat.update):\n")
+    enriched = _wait(lambda: [m for m in alerts() if "Next step" in json.dumps(m["blocks"])], 30)
+    if not enriched:
+        problems.append("the alert was not enriched with the diagnosis")
+    else:
+        out(_indent(render_message(enriched[0])))
+    out(f"\n{RULE}\nThe same failure again (a retry that failed the same way) → a reply in the thread\n")
+    sandbox.publish_alert(status_change_event(describe, name="run-2025-02-18-retry-1"))
+    replies = _wait(lambda: thread(parent), 15)
+    if not replies or len(alerts()) != 1:
+        problems.append("the repeat was not grouped into the first alert's thread")
+    else:
+        out(_indent(render_message(replies[-1])))
+        counted = _wait(lambda: [m for m in alerts() if "×2" in json.dumps(m["blocks"], ensure_ascii=False)], 10)
+        out("\n  and the parent now says " + ("“×2, last …”" if counted else "(count not updated!)"))
+    out(f"\n{RULE}\nA later run succeeds → the alert is resolved (message updated, ✅ reaction, thread note)\n")
+    sandbox.publish_alert(status_change_event(describe, name="run-2025-02-18-retry-2", status="SUCCEEDED"))
+    resolved = _wait(lambda: [m for m in alerts() if m["text"].startswith("Resolved:") and m.get("reactions")], 15)
+    if not resolved:
+        problems.append("the success did not resolve the alert")
+    else:
+        out(_indent(render_message(resolved[0])))
+        out("")
+        out(_indent(render_message(thread(resolved[0])[-1])))
+    tampered = sandbox.signer.notification(json.dumps(status_change_event(describe)))
+    tampered["Message"] = tampered["Message"].replace("FAILED", "SUCCEEDED")
+    status, answer = sandbox.publish_alert("", document=tampered)
+    out(f"\n{RULE}\nA tampered SNS message (Message changed after signing)\n")
+    out(f"  HTTP {status}: {answer.get('error', '')}")
+    if status != 403:
+        problems.append(f"tampered SNS message answered {status}, expected 403")
+    return problems
 
 
 def run_tour(*, keep_running: bool = False, out: Callable[[str], None] = print) -> int:
@@ -65,6 +133,8 @@ def run_tour(*, keep_running: bool = False, out: Callable[[str], None] = print) 
             _show(out, command, note, result)
             if result.status != 200 or len(result.messages) < max(1, responses):
                 problems.append(f"{command}: HTTP {result.status}, {len(result.messages)} message(s)")
+
+        problems += _alert_story(sandbox, out)
 
         forged_secret = "not-the-signing-secret"  # noqa: S105 - deliberately wrong
         status = sandbox.requests.slash("pipelines", secret=forged_secret, responses=0).status

@@ -88,7 +88,12 @@ def seed_world(replay: AwsReplay, aws: AwsClients) -> dict[str, Any]:
 
 def write_project_file(path: Path) -> Path:
     """Write the etl-doctor.yml that describes the sandbox's pipelines."""
-    lines = [f'default_channel: "{ALERTS_CHANNEL}"', "pipelines:"]
+    lines = [
+        f'default_channel: "{ALERTS_CHANNEL}"',
+        "sns_topics:",
+        f"  - arn:aws:sns:{SANDBOX_REGION}:{SANDBOX_ACCOUNT}:etl-*",
+        "pipelines:",
+    ]
     for pipeline in PIPELINES:
         lines += [
             f"  {pipeline.name}:",

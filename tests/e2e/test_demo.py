@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.sandbox.tour import run_tour
 
 
-def test_tour_shows_help_pipelines_usage_and_a_refused_forgery() -> None:
+def test_tour_shows_commands_an_alert_story_and_refused_forgeries() -> None:
     lines: list[str] = []
     assert run_tour(out=lines.append) == 0
     output = "\n".join(lines)
@@ -19,4 +19,11 @@ def test_tour_shows_help_pipelines_usage_and_a_refused_forgery() -> None:
     assert "java.lang.OutOfMemoryError: Java heap space" in output
     assert "3 matching `OutOfMemoryError`" in output
     assert "HTTP 401 (rejected)" in output
+    # the alert story: posted, enriched, a repeat in the thread, resolved, a tampered message refused
+    assert "policies-etl: execution run-2025-02-18 FAILED" in output
+    assert "Next step: task definition `policies-loader:14` gives the task 4096 MiB" in output
+    assert "1 more occurrence (×2 in all)" in output
+    assert "Resolved — policies-etl: execution run-2025-02-18 FAILED" in output
+    assert "Resolved by execution run-2025-02-18-retry-2 SUCCEEDED" in output
+    assert "HTTP 403: " in output and "signature does not match" in output
     assert "Tour finished" in output
