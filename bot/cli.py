@@ -269,6 +269,13 @@ def config_check(config: ConfigOption = None) -> None:
     typer.echo(f"\nproject file: {source}")
     typer.echo(f"default_channel: {project.default_channel or '(not set)'}")
     typer.echo(f"pipelines: {', '.join(sorted(project.pipelines)) or '(none)'}")
+    topics = ", ".join(t.arn + (" (raw delivery)" if t.raw_message_delivery else "") for t in project.sns_topics)
+    typer.echo(f"sns_topics: {topics or '(none: /sns confirms no subscription)'}")
+    routes = "; ".join(
+        f"{'/'.join(r.severities) or 'any severity'} of {'/'.join(r.pipelines) or 'any pipeline'} → {r.channel}"
+        for r in project.alerts.routes
+    )
+    typer.echo(f"alert routes: {routes or '(none)'}; grouping window {project.alerts.group_window_minutes} min")
 
 
 @sns_app.command("verify")
