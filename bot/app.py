@@ -155,11 +155,11 @@ def serve(
 
         def health() -> dict[str, Any]:
             connected = socket_handler is not None and is_connected(socket_handler)
-            return _health("socket_mode", ok=connected, connected=connected)
+            return _health("socket_mode", ok=connected, connected=connected, alerts=alerts.stats())
 
         wsgi = EtlDoctorWsgi(None, health, sns)
     else:
-        wsgi = EtlDoctorWsgi(app, lambda: _health("http", ok=True), sns)
+        wsgi = EtlDoctorWsgi(app, lambda: _health("http", ok=True, alerts=alerts.stats()), sns)
     server = make_server(wsgi, host=settings.http_host, port=settings.port, threads=settings.http_threads)
 
     def shutdown(signum: int, _frame: Any) -> None:

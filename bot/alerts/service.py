@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.alerts.dispatch import AlertDispatcher, Chat, DispatcherThread, DrainReport
 from bot.alerts.enrich import diagnosis_enricher
@@ -57,6 +57,14 @@ class AlertService:
                 if time.monotonic() < deadline:
                     self.dispatcher.enrich(incident_id)
         return report
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for /healthz: deliveries accepted, duplicates, rejections by reason."""
+        return {
+            "accepted": self.ingest.accepted,
+            "duplicates": self.ingest.duplicates,
+            "rejected": dict(self.ingest.rejections),
+        }
 
     def _stored(self) -> None:
         if self._thread is not None:

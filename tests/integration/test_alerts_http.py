@@ -330,3 +330,13 @@ def test_the_why_button_posts_the_diagnosis_in_the_thread(bot: BotUnderTest, sla
     assert post(f"{bot.base_url}/slack/events", *request)[0] == 200
     answer = wait_until(lambda: slack_emulator.thread(CHANNEL, parent["ts"])[1:], timeout=20)
     assert answer[0]["text"].startswith("policies-etl failed at LoadFactPolicies")
+
+
+def test_healthz_counts_accepted_duplicate_and_rejected_deliveries(bot: BotUnderTest) -> None:
+    envelope = SIGNER.notification(json.dumps(sfn_event()))
+    send(bot, envelope)
+    send(bot, envelope)
+    send(bot, {**envelope, "Message": "changed"})
+    with urllib.request.urlopen(bot.base_url + "/healthz", timeout=5) as response:
+        document = json.load(response)
+    assert document["alerts"] == {"accepted": 1, "duplicates": 1, "rejected": {"bad_signature": 1}}
