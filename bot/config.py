@@ -407,7 +407,7 @@ def load_project_file(path: Path, *, required: bool) -> ProjectConfig:
     """
     if not path.exists():
         if required:
-            raise ConfigError(f"{path}: file not found (named by ETL_DOCTOR_CONFIG)")
+            raise ConfigError(f"{path}: file not found (named by ETL_DOCTOR_CONFIG or --config)")
         return ProjectConfig()
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))

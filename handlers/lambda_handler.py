@@ -109,11 +109,13 @@ class LambdaAlerts:
 
                 client = self._lambda_client = boto3.client("lambda")
             client.invoke(
-                FunctionName=context.function_name, InvocationType="Event", Payload=json.dumps(self.DRAIN_EVENT)
+                FunctionName=context.invoked_function_arn,  # this version or alias, as Bolt's lazy runner does
+                InvocationType="Event",
+                Payload=json.dumps(self.DRAIN_EVENT),
             )
         except Exception:
             logging.getLogger(__name__).exception("could not invoke myself to post alerts; posting now")
-            self.service.drain_now(seconds=min(self._seconds_left(context), 10.0), enrich=False)
+            self.service.drain_now(seconds=min(self._seconds_left(context), 20.0))
 
     def _seconds_left(self, context: Any) -> float:
         remaining = getattr(context, "get_remaining_time_in_millis", None)

@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 LEASE_NAME = "alert-dispatch"
 LEASE_TTL = timedelta(seconds=120)
 BATCH = 500
+ENRICH_WITHIN = timedelta(hours=1)  # alerts older than this are not diagnosed after the fact
 NO_CHANNEL = "no Slack channel for this alert: set default_channel (or pipelines.<name>.channel) in etl-doctor.yml"
 T = TypeVar("T")
 
@@ -131,6 +132,7 @@ class AlertDispatcher:
         self._holder = uuid.uuid4().hex
         self._incident_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._enrich_seen: set[str] = set()
 
     # ------------------------------------------------------------------ draining
 
@@ -143,22 +145,49 @@ class AlertDispatcher:
         """
         report = DrainReport()
         stop = stop or threading.Event()
-        if not self._take_lease():
-            report.complete = False
-            return report
-        try:
-            while True:
-                with self._store.transaction() as uow:
-                    batch = uow.alerts.pending(limit=BATCH)
-                if not batch:
+        for _ in range(3):  # an alert stored just before the lease was released is picked up by the next round
+            if not self._take_lease():
+                report.complete = False
+                return report
+            try:
+                while True:
+                    with self._store.transaction() as uow:
+                        batch = uow.alerts.pending(limit=BATCH)
+                    if not batch:
+                        break
+                    self._renew_lease()
+                    self._post_batch(batch, report, stop, deadline)
+                self._queue_missed_enrichments(report)
+            except _StoppedError:
+                report.complete = False
+                return report
+            finally:
+                self._release_lease()
+            with self._store.transaction() as uow:
+                if not uow.alerts.pending(limit=1):
                     break
-                self._renew_lease()
-                self._post_batch(batch, report, stop, deadline)
-        except _StoppedError:
-            report.complete = False
-        finally:
-            self._release_lease()
         return report
+
+    def _queue_missed_enrichments(self, report: DrainReport) -> None:
+        """Queue posted Step Functions alerts of the last hour that were never diagnosed (e.g. a restart)."""
+        if self._enricher is None:
+            return
+        with self._store.transaction() as uow:
+            recent = uow.incidents.list_since(self._clock() - ENRICH_WITHIN, limit=100)
+        for incident in recent:
+            details = incident.details or {}
+            alert = details.get("alert") or {}
+            if (
+                incident.slack_ts
+                and incident.resolved_at is None
+                and "enrichment" not in details
+                and alert.get("source") == SOURCE_STEPFUNCTIONS
+                and (alert.get("resources") or {}).get("execution_arn")
+                and incident.id not in report.enrich_queued
+                and incident.id not in self._enrich_seen
+            ):
+                report.enrich_queued.append(incident.id)
+        self._enrich_seen.update(report.enrich_queued)
 
     def _post_batch(
         self, batch: list[AlertRow], report: DrainReport, stop: threading.Event, deadline: float | None

@@ -147,6 +147,8 @@ def parse_envelope(body: bytes | str | dict[str, Any]) -> SnsEnvelope:
             raise SnsFormatError(f"not JSON: the body is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
         except json.JSONDecodeError as exc:
             raise SnsFormatError(f"not JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise SnsFormatError("not an SNS message: JSON nested too deeply") from exc
     if not isinstance(document, dict):
         raise SnsFormatError(f"not an SNS message: a JSON object is expected, got {type(document).__name__}")
     raw: dict[str, Any] = dict(document)

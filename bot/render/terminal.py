@@ -24,6 +24,8 @@ _EMOJI = {
     ":bar_chart:": "▮",
     ":information_source:": "i",
     ":repeat:": "↻",
+    ":rotating_light:": "‼",
+    ":grey_question:": "?",
 }
 _LINK = re.compile(r"<([^|>]+)\|([^>]+)>|<([^>|]+)>")
 _FENCE = re.compile(r"```(.*?)```", re.DOTALL)

@@ -152,7 +152,7 @@ def test_sns_over_api_gateway_answers_200_then_the_drain_invocation_posts_and_en
     # the answer did not wait for Slack: the function invoked itself, asynchronously, to post
     (invocation,) = world.loopback.invocations
     assert invocation.invocation_type == "Event"
-    assert invocation.function_name == LambdaContext.function_name
+    assert invocation.function_name == LambdaContext.invoked_function_arn  # this version or alias, like Bolt
     assert invocation.payload == {"etl_doctor": "drain_alerts"}
 
     assert world.loopback.wait_for_results(1, timeout=30) == [{"posted": 1, "complete": True}]
