@@ -45,11 +45,39 @@ def _logs(invocation: Invocation, services: Services) -> Message:
     return render_logs(find_logs(parse_logs_args(invocation.args), services))
 
 
+def _act(kind: str) -> Callable[[Invocation, Services], Message]:
+    def act(invocation: Invocation, services: Services) -> Message:
+        from bot.actions.model import ActionError
+        from bot.diagnosis.targets import parse_target, resolve_target
+        from bot.render.actions import render_outcome
+
+        if invocation.actor is None:
+            raise ActionError(f"`{kind}` needs to know who asks: use it from Slack")
+        arn = resolve_target(parse_target(invocation.args), services.settings.project, services.stepfunctions)
+        outcome = services.actions.request(kind, invocation.actor, execution_arn=arn)  # type: ignore[arg-type]
+        return render_outcome(outcome)
+
+    return act
+
+
+def _audit(invocation: Invocation, services: Services) -> Message:
+    from bot.commands import parse_audit_args
+    from bot.render.actions import render_audit
+
+    pipeline, limit = parse_audit_args(invocation.args)
+    with services.store.transaction() as uow:
+        records = uow.audit.recent(pipeline=pipeline, limit=limit)
+    return render_audit(records, pipeline=pipeline)
+
+
 ANSWERS: dict[str, Callable[[Invocation, Services], Message]] = {
     "help": _help,
     "why": _why,
     "logs": _logs,
     "pipelines": _pipelines,
+    "retry": _act("retry"),
+    "redrive": _act("redrive"),
+    "audit": _audit,
 }
 
 

@@ -14,9 +14,26 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from bot import __version__
-from bot.commands import ACTION_ALERT_LOGS, ACTION_LOGS, ACTION_WHY, COMMAND
+from bot.commands import (
+    ACTION_ACK,
+    ACTION_ALERT_LOGS,
+    ACTION_APPROVE,
+    ACTION_CANCEL,
+    ACTION_CONFIRM,
+    ACTION_LOGS,
+    ACTION_REDRIVE,
+    ACTION_REJECT,
+    ACTION_RETRY,
+    ACTION_RETRY_MORE,
+    ACTION_SNOOZE,
+    ACTION_UNACK,
+    ACTION_UNSNOOZE,
+    ACTION_WHY,
+    COMMAND,
+)
 from bot.config import ConfigError, Settings
 from bot.services import Services
+from handlers.action_buttons import ActionButtons
 from handlers.actions import AlertButtons, DiagnosisButtons
 from handlers.commands import EtlCommand
 from handlers.errors import handle_listener_error
@@ -50,6 +67,12 @@ def build_slack_client(settings: Settings, *, retry_rate_limits: bool = True) ->
     if retry_rate_limits:
         handlers.append(RateLimitErrorRetryHandler(max_retry_count=settings.slack_rate_limit_retries))
     return WebClient(token=settings.secret("slack_bot_token"), base_url=settings.slack_api_url, retry_handlers=handlers)
+
+
+def _attach_slack(services: Services, client: WebClient) -> None:
+    from handlers.slack_chat import SlackChat, SlackUsergroups
+
+    services.attach_slack(SlackChat(client), SlackUsergroups(client))
 
 
 def build_alert_service(settings: Settings, services: Services) -> AlertService:
@@ -118,6 +141,22 @@ def build_app(
     alert_buttons = AlertButtons(services)
     app.action(ACTION_WHY)(ack=alert_buttons.ack_alert_button, lazy=[alert_buttons.run_why_button])
     app.action(ACTION_ALERT_LOGS)(ack=alert_buttons.ack_alert_button, lazy=[alert_buttons.run_logs_button])
+    acting = ActionButtons(services)
+    for action_id, run in (
+        (ACTION_RETRY, acting.run_retry),
+        (ACTION_RETRY_MORE, acting.run_retry_more),
+        (ACTION_REDRIVE, acting.run_redrive),
+        (ACTION_CONFIRM, acting.run_confirm),
+        (ACTION_CANCEL, acting.run_cancel),
+        (ACTION_APPROVE, acting.run_approve),
+        (ACTION_REJECT, acting.run_reject),
+        (ACTION_ACK, acting.run_ack),
+        (ACTION_UNACK, acting.run_unack),
+        (ACTION_SNOOZE, acting.run_snooze),
+        (ACTION_UNSNOOZE, acting.run_unsnooze),
+    ):
+        app.action(action_id)(ack=acting.ack_action, lazy=[run])
+    _attach_slack(services, app.client)
     app.error(handle_listener_error)
     return app
 
@@ -175,15 +214,44 @@ def serve(
     else:
         logger.info("etl-doctor %s listening on %s (POST /slack/events, POST /sns, GET /healthz)", __version__, where)
     alerts.start_background()
+    follower = ActionFollower(services)
+    follower.start()
     if on_ready is not None:
         on_ready(RunningServer(port=server.effective_port, stop=lambda: stop_server(server), alerts=alerts))
     try:
         server.run()
     finally:
+        follower.stop()
         alerts.stop()
         if socket_handler is not None:
             close_socket_mode(socket_handler)
         logger.info("etl-doctor stopped")
+
+
+class ActionFollower:
+    """Polls the runs that actions started and reports their end in the alert's thread (when no event comes)."""
+
+    def __init__(self, services: Services, *, every: float = 20.0) -> None:
+        self._services = services
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="etl-doctor-follow", daemon=True)
+
+    def start(self) -> None:
+        """Start polling."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling."""
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                self._services.actions.follow()
+            except Exception:
+                logger.exception("following started runs failed; trying again in %.0f s", self._every)
 
 
 def _health(transport: str, *, ok: bool, **extra: Any) -> dict[str, Any]:

@@ -6,11 +6,27 @@ import html
 import re
 import shlex
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.actions.policy import Actor
 
 COMMAND = "/etl"
 ACTION_LOGS = "etl.logs"  # the Logs button on a diagnosis or an alert
 ACTION_WHY = "etl.why"  # the Why button on an alert: the diagnosis in the thread
 ACTION_ALERT_LOGS = "etl.alert_logs"  # the Logs button on an alert: the log lines in the thread
+# Buttons that act carry an opaque id only (an incident or a request); the server re-reads and re-checks it.
+ACTION_RETRY = "etl.retry"
+ACTION_RETRY_MORE = "etl.retry_more"
+ACTION_REDRIVE = "etl.redrive"
+ACTION_ACK = "etl.ack"
+ACTION_UNACK = "etl.unack"
+ACTION_SNOOZE = "etl.snooze"  # a select: option values are "<incident id>:<1h|4h|24h|resolved>"
+ACTION_UNSNOOZE = "etl.unsnooze"
+ACTION_CONFIRM = "etl.confirm"
+ACTION_CANCEL = "etl.cancel"
+ACTION_APPROVE = "etl.approve"
+ACTION_REJECT = "etl.reject"
 
 
 @dataclass(frozen=True)
@@ -83,6 +99,29 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         summary="Configured pipelines with their latest execution and a console link.",
         examples=("/etl pipelines",),
     ),
+    Subcommand(
+        name="retry",
+        summary="Start a failed execution again with the same input (you confirm first; permission needed).",
+        usage="<execution ARN | console URL | state-machine/execution | execution | latest <state-machine>>",
+        examples=("/etl retry latest policies-etl", "/etl retry policies-etl/run-2025-02-18"),
+        min_args=1,
+        max_args=2,
+    ),
+    Subcommand(
+        name="redrive",
+        summary="Redrive a failed execution from the state that failed (checked first; you confirm).",
+        usage="<execution ARN | console URL | state-machine/execution | execution | latest <state-machine>>",
+        examples=("/etl redrive latest policies-etl",),
+        min_args=1,
+        max_args=2,
+    ),
+    Subcommand(
+        name="audit",
+        summary="Who asked for which action, and what came of it (newest first).",
+        usage="[pipeline] [--limit N]",
+        examples=("/etl audit", "/etl audit policies-etl --limit 50"),
+        max_args=3,
+    ),
 )
 
 _BY_NAME = {sub.name: sub for sub in SUBCOMMANDS}
@@ -106,10 +145,11 @@ class UsageError(Exception):
 
 @dataclass(frozen=True)
 class Invocation:
-    """A parsed `/etl` command."""
+    """A parsed `/etl` command, and who typed it where (for actions; None on the command line)."""
 
     subcommand: Subcommand
     args: tuple[str, ...]
+    actor: Actor | None = None
 
 
 def find(name: str) -> Subcommand | None:
@@ -151,14 +191,39 @@ def _check_arguments(subcommand: Subcommand, args: tuple[str, ...]) -> None:
     from bot.diagnosis.targets import TargetError, parse_target
 
     try:
-        if subcommand.name == "why":
+        if subcommand.name in {"why", "retry", "redrive"}:
             parse_target(args)
+        elif subcommand.name == "audit":
+            parse_audit_args(args)
         elif subcommand.name == "logs":
             query = parse_logs_args(args)
             if not _is_stream_or_task(query.target):
                 parse_target(query.target)
     except (TargetError, LogsUsageError) as error:
         raise UsageError(str(error), subcommand) from None
+
+
+def parse_audit_args(args: tuple[str, ...]) -> tuple[str | None, int]:
+    """``[pipeline] [--limit N]`` → (pipeline, limit).
+
+    Raises:
+        UsageError: A bad or out-of-range limit.
+    """
+    pipeline: str | None = None
+    limit = 20
+    words = list(args)
+    while words:
+        word = words.pop(0)
+        if word == "--limit":
+            value = words.pop(0) if words else ""
+            if not value.isdigit() or not 1 <= int(value) <= 200:
+                raise UsageError("`--limit` takes a number from 1 to 200", _BY_NAME["audit"])
+            limit = int(value)
+        elif pipeline is None and not word.startswith("--"):
+            pipeline = word
+        else:
+            raise UsageError(f"unexpected `{word}`", _BY_NAME["audit"])
+    return pipeline, limit
 
 
 def _is_stream_or_task(args: tuple[str, ...]) -> bool:

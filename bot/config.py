@@ -34,10 +34,32 @@ _PIPELINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 _CHANNEL = re.compile(r"^(#[a-z0-9_-]{1,80}|[CGD][A-Z0-9]{2,})$")
 _TOPIC_PATTERN = re.compile(r"^arn:[a-z*-]+:sns:[a-z0-9*-]+:[0-9*]+:[A-Za-z0-9_*?.-]+$")
 Severity = Literal["critical", "error", "warning", "info"]
+ActionName = Literal["retry", "redrive", "ack", "snooze", "dlq_replay"]
+ACTION_NAMES: tuple[str, ...] = ("retry", "redrive", "ack", "snooze", "dlq_replay")
+_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_USERGROUP = re.compile(r"^S[A-Z0-9]{2,}$")
+_JSON_PATH = re.compile(r"^\$(\.[A-Za-z_][A-Za-z0-9_-]*|\[\d+\])+$")
 
 
 class ConfigError(UserFacingError):
     """The configuration is invalid; the message names the source and the field."""
+
+
+class RetryResources(BaseModel):
+    """Where a pipeline's execution input sets memory, for "Retry with more memory"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    memory_path: str = Field(description="JSON path of the memory value in the input, e.g. `$.resources.memory`.")
+    factor: float = Field(2.0, gt=1, le=16, description="Multiply the memory by this on retry (default 2).")
+    maximum: int = Field(description="Never ask for more than this (e.g. 30720 MiB, Fargate's limit for 4 vCPU).")
+
+    @field_validator("memory_path")
+    @classmethod
+    def _check_path(cls, value: str) -> str:
+        if not _JSON_PATH.match(value):
+            raise ValueError("must be a simple JSON path like `$.resources.memory` or `$.tasks[0].memory`")
+        return value
 
 
 class PipelineConfig(BaseModel):
@@ -54,6 +76,9 @@ class PipelineConfig(BaseModel):
             "Names or shell patterns of the pipeline's other resources (Glue jobs, ECS task families, "
             "Batch queues or jobs, CloudWatch alarms), so their alerts are routed to this pipeline."
         ),
+    )
+    retry_resources: RetryResources | None = Field(
+        None, description="Where the input sets memory, so an out-of-memory failure can be retried with more."
     )
 
     @field_validator("state_machine_arn")
@@ -123,8 +148,71 @@ class SnsTopicConfig(BaseModel):
         return value
 
 
+class DlqTarget(BaseModel):
+    """Where a dead-letter queue's messages are replayed to: a queue, or a Step Functions start."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    queue_url: str | None = Field(None, description="Send the message back to this queue (the source queue).")
+    state_machine_arn: str | None = Field(None, description="Or start an execution with the message as input.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> DlqTarget:
+        if (self.queue_url is None) == (self.state_machine_arn is None):
+            raise ValueError("set exactly one of queue_url, state_machine_arn")
+        return self
+
+
+class DlqConfig(BaseModel):
+    """One SQS dead-letter queue (an entry under `dlq:`, keyed by a short name)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    queue_url: str = Field(description="The dead-letter queue's URL.")
+    pipeline: str | None = Field(None, description="The pipeline it belongs to (permissions, display).")
+    target: DlqTarget = Field(description="Where `/etl dlq replay` sends its messages.")
+    description: str = Field("", description="One line shown in `/etl dlq`.")
+
+
+class PermissionGrant(BaseModel):
+    """One rule under `permissions:`: who may do which actions on which pipelines, from which channels."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    actions: tuple[ActionName, ...] = Field(min_length=1, description="Actions granted.")
+    pipelines: tuple[str, ...] = Field(("*",), description="Pipelines they apply to (`*`: all).")
+    users: tuple[str, ...] = Field((), description="Slack user ids (U…).")
+    usergroups: tuple[str, ...] = Field(
+        (), description="Slack user group ids (S…), resolved with usergroups.users.list."
+    )
+    channels: tuple[str, ...] = Field((), description="Channels the request must come from (empty: any).")
+
+    @field_validator("users")
+    @classmethod
+    def _check_users(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for user in value:
+            if not _USER.match(user):
+                raise ValueError(f"{user!r} is not a Slack user id (U… or W…; names change, ids do not)")
+        return value
+
+    @field_validator("usergroups")
+    @classmethod
+    def _check_usergroups(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for group in value:
+            if not _USERGROUP.match(group):
+                raise ValueError(f"{group!r} is not a Slack user group id (S…)")
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _check_channels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for channel in value:
+            _validate_channel(channel)
+        return value
+
+
 class ProjectConfig(BaseModel):
-    """What etl-doctor.yml holds: pipelines, channels, alert routing and SNS topics (later: KPIs)."""
+    """What etl-doctor.yml holds: pipelines, channels, alert routing, SNS topics, permissions, DLQs."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -138,6 +226,14 @@ class ProjectConfig(BaseModel):
     sns_topics: tuple[SnsTopicConfig, ...] = Field(
         (), description="SNS topics whose subscriptions `/sns` confirms (ARNs or wildcards)."
     )
+
+    permissions: tuple[PermissionGrant, ...] = Field(
+        (), description="Who may act (retry, redrive, ack, snooze, dlq_replay); nobody until granted."
+    )
+    two_person_rule: tuple[str, ...] = Field(
+        (), description="Pipelines whose retries and redrives need a second person's approval."
+    )
+    dlq: dict[str, DlqConfig] = Field(default_factory=dict, description="SQS dead-letter queues by short name.")
 
     @field_validator("sns_topics", mode="before")
     @classmethod
@@ -173,12 +269,16 @@ class ProjectConfig(BaseModel):
         return (config.channel if config else None) or self.default_channel
 
     @model_validator(mode="after")
-    def _check_route_pipelines(self) -> ProjectConfig:
-        for index, route in enumerate(self.alerts.routes):
-            unknown = [name for name in route.pipelines if name not in self.pipelines]
+    def _check_pipeline_references(self) -> ProjectConfig:
+        known = ", ".join(sorted(self.pipelines)) or "none"
+        references = [(f"alerts.routes[{i}].pipelines", r.pipelines) for i, r in enumerate(self.alerts.routes)]
+        references += [(f"permissions[{i}].pipelines", g.pipelines) for i, g in enumerate(self.permissions)]
+        references += [("two_person_rule", self.two_person_rule)]
+        references += [(f"dlq.{name}.pipeline", (q.pipeline,)) for name, q in self.dlq.items() if q.pipeline]
+        for where, names in references:
+            unknown = [name for name in names if name != "*" and name not in self.pipelines]
             if unknown:
-                known = ", ".join(sorted(self.pipelines)) or "none"
-                raise ValueError(f"alerts.routes[{index}].pipelines: unknown pipeline {unknown[0]!r}; known: {known}")
+                raise ValueError(f"{where}: unknown pipeline {unknown[0]!r}; known: {known}")
         return self
 
     def pipeline_for_resource(self, *names: str | None) -> str | None:
@@ -357,12 +457,16 @@ def env_var_names() -> dict[str, tuple[str, ...]]:
 
 def project_keys() -> list[str]:
     """List the keys etl-doctor.yml understands, dotted (e.g. `pipelines.<name>.channel`)."""
-    nested = {"pipelines", "alerts", "sns_topics"}
+    nested = {"pipelines", "alerts", "sns_topics", "permissions", "dlq"}
     keys = [name for name in ProjectConfig.model_fields if name not in nested]
-    keys += [f"pipelines.<name>.{name}" for name in PipelineConfig.model_fields]
+    keys += [f"pipelines.<name>.{name}" for name in PipelineConfig.model_fields if name != "retry_resources"]
     keys += [f"alerts.{name}" for name in AlertsConfig.model_fields if name != "routes"]
     keys += [f"alerts.routes[].{name}" for name in AlertRoute.model_fields]
     keys += [f"sns_topics[].{name}" for name in SnsTopicConfig.model_fields]
+    keys += [f"pipelines.<name>.retry_resources.{name}" for name in RetryResources.model_fields]
+    keys += [f"permissions[].{name}" for name in PermissionGrant.model_fields]
+    keys += [f"dlq.<name>.{name}" for name in DlqConfig.model_fields if name != "target"]
+    keys += [f"dlq.<name>.target.{name}" for name in DlqTarget.model_fields]
     return keys
 
 

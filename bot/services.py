@@ -13,6 +13,9 @@ from bot.aws.logs import LogsGateway
 from bot.aws.stepfunctions import StepFunctionsGateway
 
 if TYPE_CHECKING:
+    from bot.actions.policy import UsergroupDirectory
+    from bot.actions.service import ActionService
+    from bot.alerts.dispatch import Chat
     from bot.alerts.sns import CertificateSource
     from bot.config import Settings
     from bot.store.db import Store
@@ -47,6 +50,9 @@ class Services:
     ) -> None:
         self.settings = settings
         self._sns_certificates = sns_certificates
+        self._chat: Chat | None = None
+        self._usergroups: UsergroupDirectory | None = None
+        self._actions: ActionService | None = None
         self.aws = aws or AwsClients.from_settings(settings)
         self.clock = clock
         self._store = store
@@ -93,3 +99,44 @@ class Services:
 
                 self._sns_certificates = FetchedCertificates()
             return self._sns_certificates
+
+    def attach_slack(self, chat: Chat, usergroups: UsergroupDirectory) -> None:
+        """Give actions their way into Slack (thread notes, parent updates, user groups); set by the app."""
+        with self._store_lock:
+            self._chat, self._usergroups, self._actions = chat, usergroups, None
+
+    @property
+    def actions(self) -> ActionService:
+        """Retry, redrive, ack and snooze (built on first use, with the Slack attached by the app)."""
+        from bot.actions.policy import Policy
+        from bot.actions.service import ActionService
+        from bot.alerts.dispatch import AlertDispatcher
+
+        store = self.store
+        with self._store_lock:
+            if self._actions is None:
+                project = self.settings.project
+                directory = self._usergroups or _NoUsergroups()
+                refresh = (
+                    AlertDispatcher(store, self._chat, clock=self.clock, project=project).refresh_parent
+                    if self._chat is not None
+                    else (lambda _incident_id: None)
+                )
+                self._actions = ActionService(
+                    store,
+                    self.stepfunctions,
+                    project,
+                    Policy(project, directory),
+                    clock=self.clock,
+                    refresh_parent=refresh,
+                    chat=self._chat,
+                )
+            return self._actions
+
+
+class _NoUsergroups:
+    """No Slack attached: user groups have no known members."""
+
+    def members(self, usergroup_id: str) -> frozenset[str]:
+        """Nobody."""
+        return frozenset()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
@@ -12,6 +12,9 @@ from bot.answers import answer
 from bot.commands import Invocation, find
 from bot.services import Services
 from handlers.errors import reporting_errors
+
+if TYPE_CHECKING:
+    pass
 
 
 class DiagnosisButtons:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt import Ack, Respond
 
+from bot.actions.policy import Actor
 from bot.answers import answer
 from bot.commands import UsageError, parse
 from bot.render.messages import render_usage_error
@@ -40,4 +42,10 @@ class EtlCommand:
             return  # already answered by ack_etl
         visibility = "in_channel" if invocation.subcommand.in_channel else "ephemeral"
         with reporting_errors(respond, logger, f"/etl {invocation.subcommand.name}"):
-            respond(response_type=visibility, replace_original=False, **answer(invocation, self._services))
+            actor = Actor(
+                user_id=str(command.get("user_id", "")),
+                channel_id=command.get("channel_id"),
+                channel_name=command.get("channel_name"),
+            )
+            message = answer(replace(invocation, actor=actor), self._services)
+            respond(response_type=visibility, replace_original=False, **message)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt import Ack, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 
+from bot.actions.policy import Actor
 from bot.answers import answer
 from bot.commands import UsageError, parse, strip_mention
 from bot.render.messages import render_usage_error
@@ -57,4 +59,5 @@ class AppMention:
             except UsageError as error:
                 reply(**render_usage_error(error))
                 return
-            reply(**answer(invocation, self._services))
+            actor = Actor(user_id=str(event.get("user", "")), channel_id=channel)
+            reply(**answer(replace(invocation, actor=actor), self._services))

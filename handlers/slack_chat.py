@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from typing import Any
 
 from slack_sdk import WebClient
@@ -9,6 +12,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.alerts.dispatch import ChatRateLimitedError, ChatRejectedError, ChatUnavailableError
 
+logger = logging.getLogger(__name__)
 _TRANSIENT = {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
 
 
@@ -68,3 +72,30 @@ class SlackChat:
             raise ChatRejectedError(error or f"HTTP {status}") from None
         except (SlackClientError, OSError) as exc:
             raise ChatUnavailableError(str(exc) or type(exc).__name__) from None
+
+
+class SlackUsergroups:
+    """User group members from ``usergroups.users.list``, cached for ``ttl`` seconds (scope usergroups:read)."""
+
+    def __init__(self, client: WebClient, *, ttl: float = 300.0) -> None:
+        self._client = client
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+        self._lock = threading.Lock()
+
+    def members(self, usergroup_id: str) -> frozenset[str]:
+        """The group's user ids; an unknown group or a Slack error counts as no members (and is logged)."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(usergroup_id)
+            if cached is not None and now - cached[0] < self._ttl:
+                return cached[1]
+        try:
+            response = self._client.usergroups_users_list(usergroup=usergroup_id)
+            users = frozenset(str(user) for user in response.get("users", []))
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            logger.warning("could not list the members of user group %s: %s", usergroup_id, exc)
+            return cached[1] if cached is not None else frozenset()
+        with self._lock:
+            self._cache[usergroup_id] = (now, users)
+        return users

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from bot.alerts.model import SOURCE_STEPFUNCTIONS, Alert, Enrichment, IncidentView
+from bot.config import ProjectConfig
 from bot.render.alerts import RESOLVED_REACTION, render_alert, render_note, render_repeats, render_resolution
 from bot.store.db import Store
 from bot.store.models import Alert as AlertRow
@@ -74,6 +75,7 @@ class DrainReport:
     rate_limited: int = 0
     unavailable: int = 0
     undeliverable: int = 0
+    suppressed: int = 0
     alerts_done: int = 0
     enrich_queued: list[str] = field(default_factory=list)
     complete: bool = True
@@ -83,10 +85,13 @@ class _StoppedError(Exception):
     """The drain must end now (stop requested or deadline passed); what is left stays pending."""
 
 
-def incident_view(incident: Incident) -> IncidentView:
-    """The parent message's content, from the stored incident."""
+def incident_view(incident: Incident, project: ProjectConfig | None = None) -> IncidentView:
+    """The parent message's content, from the stored incident (``project``: to offer more memory)."""
     details = incident.details or {}
     enrichment = details.get("enrichment")
+    category = (enrichment or {}).get("category") if isinstance(enrichment, dict) else None
+    pipeline = project.pipelines.get(incident.pipeline or "") if project else None
+    more_memory = bool(pipeline and pipeline.retry_resources) and "out_of_memory" in (category, incident.error_class)
     return IncidentView(
         alert=Alert.from_json(details["alert"]),
         occurrences=incident.occurrences,
@@ -96,6 +101,12 @@ def incident_view(incident: Incident) -> IncidentView:
         resolved_at=incident.resolved_at,
         resolved_by=details.get("resolved_by"),
         enrichment=Enrichment.from_json(enrichment) if isinstance(enrichment, dict) else None,
+        incident_id=incident.id,
+        acked_by=incident.acked_by,
+        acked_at=incident.acked_at,
+        snoozed_by=incident.snoozed_by,
+        snoozed_until=incident.snoozed_until,
+        more_memory=more_memory,
     )
 
 
@@ -113,6 +124,7 @@ class AlertDispatcher:
         clock: Current UTC time.
         enricher: Diagnoses an execution ARN for the parent message (None: no enrichment).
         max_backoff: Longest wait between attempts while Slack is unreachable, in seconds.
+        project: etl-doctor.yml (which pipelines can be retried with more memory).
     """
 
     def __init__(
@@ -123,12 +135,14 @@ class AlertDispatcher:
         clock: Callable[[], datetime],
         enricher: Enricher | None = None,
         max_backoff: float = 30.0,
+        project: ProjectConfig | None = None,
     ) -> None:
         self._store = store
         self._chat = chat
         self._clock = clock
         self._enricher = enricher
         self._max_backoff = max_backoff
+        self._project = project
         self._holder = uuid.uuid4().hex
         self._incident_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -241,7 +255,7 @@ class AlertDispatcher:
         if incident.slack_ts is None:
             channel = row.channel or ""
             with self._incident_lock(incident.id):
-                message = render_alert(incident_view(incident))
+                message = render_alert(incident_view(incident, self._project))
                 channel_id, ts = self._call(lambda: self._chat.post(channel, message), report, stop, deadline)
                 with self._store.transaction() as uow:
                     uow.incidents.set_slack_thread(incident.id, channel_id, ts)
@@ -260,8 +274,14 @@ class AlertDispatcher:
                 touched[incident.id] = None
                 self._post_repeats(incident, rest, report, stop, deadline, channel_id, ts)
             return [r.id for r in group]
-        self._post_repeats(incident, group, report, stop, deadline, incident.slack_channel or "", incident.slack_ts)
         touched[incident.id] = None
+        if incident.snoozed_until is not None and incident.snoozed_until > self._clock():
+            with self._store.transaction() as uow:  # stored and counted (the parent shows ×N), not posted
+                uow.alerts.mark_many([r.id for r in group], "suppressed")
+            report.suppressed += len(group)
+            report.alerts_done += len(group)
+            return [r.id for r in group]
+        self._post_repeats(incident, group, report, stop, deadline, incident.slack_channel or "", incident.slack_ts)
         return [r.id for r in group]
 
     def _post_repeats(
@@ -350,7 +370,7 @@ class AlertDispatcher:
             if incident is None or not incident.slack_ts or not incident.slack_channel:
                 return False
             channel, ts = incident.slack_channel, incident.slack_ts
-            message = render_alert(incident_view(incident))
+            message = render_alert(incident_view(incident, self._project))
             try:
                 self._call(lambda: self._chat.update(channel, ts, message), report, stop or threading.Event(), deadline)
             except ChatRejectedError as exc:

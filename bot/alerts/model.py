@@ -143,6 +143,12 @@ class IncidentView:
         resolved_at: When it was resolved.
         resolved_by: What resolved it ("execution run-43 SUCCEEDED").
         enrichment: The diagnosis summary, once known.
+        incident_id: The incident's opaque id (what action buttons carry), "" in previews.
+        acked_by: Slack user who acknowledged it.
+        acked_at: When.
+        snoozed_by: Slack user who snoozed its repeats.
+        snoozed_until: Until when (year 9999: until resolved).
+        more_memory: Offer "Retry with more memory" (out of memory, and the pipeline says where memory is set).
     """
 
     alert: Alert
@@ -153,3 +159,9 @@ class IncidentView:
     resolved_at: datetime | None = None
     resolved_by: str | None = None
     enrichment: Enrichment | None = None
+    incident_id: str = ""
+    acked_by: str | None = None
+    acked_at: datetime | None = None
+    snoozed_by: str | None = None
+    snoozed_until: datetime | None = None
+    more_memory: bool = False

@@ -27,7 +27,9 @@ class AlertService:
         self.intake = AlertIntake(services.store, project, services.clock)
         enricher = diagnosis_enricher(services) if project.alerts.enrich else None
         self.dispatcher = (
-            AlertDispatcher(services.store, chat, clock=services.clock, enricher=enricher) if chat else None
+            AlertDispatcher(services.store, chat, clock=services.clock, enricher=enricher, project=project)
+            if chat
+            else None
         )
         self._thread: DispatcherThread | None = None
         self.ingest = AlertIngest(

@@ -154,6 +154,25 @@ class StepFunctionsGateway:
             raise ExecutionNotFoundError(f"execution {execution_arn} not found in {self.region}") from None
         return ExecutionDescription.from_api(item, fallback_arn=execution_arn)
 
+    def start_execution(self, state_machine_arn: str, name: str, execution_input: str) -> tuple[str, datetime]:
+        """StartExecution with a deterministic name (idempotent in AWS for the same name and input).
+
+        Returns:
+            The execution's ARN and start date.
+        """
+        item = self._client.start_execution(stateMachineArn=state_machine_arn, name=name, input=execution_input)
+        return str(item["executionArn"]), item["startDate"]
+
+    def redrive_execution(self, execution_arn: str, client_token: str) -> datetime:
+        """RedriveExecution with a client token (a repeat with the same token does not redrive twice)."""
+        item = self._client.redrive_execution(executionArn=execution_arn, clientToken=client_token)
+        redriven: datetime = item["redriveDate"]
+        return redriven
+
+    def state_machine_type(self, state_machine_arn: str) -> str:
+        """``STANDARD`` or ``EXPRESS``."""
+        return str(self._client.describe_state_machine(stateMachineArn=state_machine_arn).get("type", "STANDARD"))
+
     def history_page(
         self, execution_arn: str, token: str | None, *, page_size: int = HISTORY_PAGE_SIZE
     ) -> tuple[list[dict[str, Any]], str | None]:

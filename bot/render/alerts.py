@@ -7,7 +7,17 @@ from typing import Any
 
 from bot.alerts.model import SOURCE_STEPFUNCTIONS, Alert, IncidentView
 from bot.aws.console import execution_url, log_group_url
-from bot.commands import ACTION_ALERT_LOGS, ACTION_WHY
+from bot.commands import (
+    ACTION_ACK,
+    ACTION_ALERT_LOGS,
+    ACTION_REDRIVE,
+    ACTION_RETRY,
+    ACTION_RETRY_MORE,
+    ACTION_SNOOZE,
+    ACTION_UNACK,
+    ACTION_UNSNOOZE,
+    ACTION_WHY,
+)
 from bot.render.blocks import actions, button, code, context, escape, header, link, section
 from bot.render.diagnosis import CATEGORY_LABELS
 from bot.render.limits import clamp
@@ -44,7 +54,8 @@ def _links(alert: Alert) -> list[str]:
     return found
 
 
-def _buttons(alert: Alert) -> list[dict[str, Any]]:
+def _buttons(view: IncidentView) -> list[dict[str, Any]]:
+    alert = view.alert
     execution = alert.resources.get("execution_arn")
     task = alert.resources.get("task_arn")
     found = []
@@ -52,7 +63,34 @@ def _buttons(alert: Alert) -> list[dict[str, Any]]:
         found.append(button("Why", ACTION_WHY, value=execution, style="primary"))
     if execution or task:
         found.append(button("Logs", ACTION_ALERT_LOGS, value=execution or task))
+    if not view.incident_id:  # a preview: nothing to act on
+        return found
+    if execution and alert.status == "failing":
+        if view.more_memory:
+            found.append(button("Retry with more memory", ACTION_RETRY_MORE, value=view.incident_id))
+        found.append(button("Retry", ACTION_RETRY, value=view.incident_id))
+        found.append(button("Redrive", ACTION_REDRIVE, value=view.incident_id))
+    if view.acked_by:
+        found.append(button("Un-ack", ACTION_UNACK, value=view.incident_id))
+    else:
+        found.append(button("Ack", ACTION_ACK, value=view.incident_id))
+    if view.snoozed_until:
+        found.append(button("Un-snooze", ACTION_UNSNOOZE, value=view.incident_id))
+    else:
+        found.append(_snooze_select(view.incident_id))
     return found
+
+
+def _snooze_select(incident_id: str) -> dict[str, Any]:
+    choices = (("1h", "1 hour"), ("4h", "4 hours"), ("24h", "24 hours"), ("resolved", "until resolved"))
+    return {
+        "type": "static_select",
+        "action_id": ACTION_SNOOZE,
+        "placeholder": {"type": "plain_text", "text": "Snooze…"},
+        "options": [
+            {"text": {"type": "plain_text", "text": label}, "value": f"{incident_id}:{code}"} for code, label in choices
+        ],
+    }
 
 
 def render_alert(view: IncidentView) -> dict[str, Any]:
@@ -97,8 +135,9 @@ def render_alert(view: IncidentView) -> dict[str, Any]:
             blocks.append(section("\n".join(lines)))
     elif alert.summary:
         blocks.append(section(code(clamp(alert.summary, SUMMARY_MAX))))
-    if not resolved and _buttons(alert):
-        blocks.append(actions(*_buttons(alert)))
+    buttons = _buttons(view) if not resolved else []
+    if buttons:
+        blocks.append(actions(*buttons))
     notes = []
     if view.occurrences > 1:
         notes.append(f":repeat: ×{view.occurrences}, last {_when(view.last_seen_at)}")
@@ -106,7 +145,12 @@ def render_alert(view: IncidentView) -> dict[str, Any]:
         notes.append(
             f":white_check_mark: resolved {_when(view.resolved_at)} by {escape(view.resolved_by or 'a later success')}"
         )
-    elif view.status == "expired":
+    if view.acked_by and not resolved:
+        notes.append(f":eyes: acked by <@{view.acked_by}> {_when(view.acked_at)}")
+    if view.snoozed_until and not resolved:
+        until = "resolved" if view.snoozed_until.year == 9999 else f"{view.snoozed_until:%H:%M}"
+        notes.append(f":zzz: snoozed until {until} by <@{view.snoozed_by}>")
+    if view.status == "expired":
         notes.append("quiet for longer than the grouping window: repeats now start a new thread")
     if enriched is None and alert.source == "stepfunctions" and not resolved:
         notes.append(":hourglass_flowing_sand: diagnosing…")

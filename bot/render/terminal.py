@@ -26,6 +26,13 @@ _EMOJI = {
     ":repeat:": "↻",
     ":rotating_light:": "‼",
     ":grey_question:": "?",
+    ":eyes:": "◉",
+    ":zzz:": "z",
+    ":no_entry:": "⛔",
+    ":question:": "?",
+    ":arrow_forward:": "▶",
+    ":busts_in_silhouette:": "⚇",
+    ":no_entry_sign:": "⊘",
 }
 _LINK = re.compile(r"<([^|>]+)\|([^>]+)>|<([^>|]+)>")
 _FENCE = re.compile(r"```(.*?)```", re.DOTALL)
@@ -83,7 +90,11 @@ def render_blocks(blocks: Iterable[dict[str, Any]], *, show_urls: bool = False) 
         elif kind == "divider":
             out.append("─" * WIDTH)
         elif kind == "actions":
-            buttons = [f"[ {_text_of(element.get('text'))} ]" for element in block.get("elements", [])]
+            buttons = [
+                f"[ {_text_of(element.get('text') or element.get('placeholder'))}"
+                + (" ▾ ]" if "select" in str(element.get("type", "")) else " ]")
+                for element in block.get("elements", [])
+            ]
             out.append("  ".join(buttons))
         elif kind == "image":
             out.append(f"[image: {block.get('alt_text', '')}]")

@@ -15,6 +15,7 @@ from sqlalchemy.pool import StaticPool
 
 from bot.errors import UserFacingError
 from bot.store.repositories import (
+    ActionRequests,
     AlertRepository,
     AuditLog,
     EventReceipts,
@@ -41,6 +42,7 @@ class UnitOfWork:
     kpi_runs: KpiRunRepository
     event_receipts: EventReceipts
     leases: Leases
+    action_requests: ActionRequests
 
 
 class Store:
@@ -80,6 +82,7 @@ class Store:
                 kpi_runs=KpiRunRepository(session),
                 event_receipts=EventReceipts(session),
                 leases=Leases(session),
+                action_requests=ActionRequests(session),
             )
 
     def _alembic_config(self) -> Any:

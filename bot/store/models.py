@@ -118,6 +118,32 @@ class ActionRecord(Base):
     slack_link: Mapped[str | None] = mapped_column(String(500))
 
 
+class ActionRequest(Base):
+    """A request to act (retry, redrive, dlq replay) from its confirmation to its outcome.
+
+    ``idempotency_key`` is unique: twenty clicks on the same Retry find the same row, and only the one
+    that moves it from ``awaiting_confirmation`` (or ``awaiting_approval``) to ``running`` acts.
+    """
+
+    __tablename__ = "action_requests"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    idempotency_key: Mapped[str] = mapped_column(String(512), unique=True)
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(2048))
+    pipeline: Mapped[str | None] = mapped_column(String(200))
+    incident_id: Mapped[str | None] = mapped_column(ForeignKey("incidents.id"))
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    requested_by: Mapped[str] = mapped_column(String(32))
+    requested_at: Mapped[datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime]
+    channel: Mapped[str | None] = mapped_column(String(32))
+    thread_ts: Mapped[str | None] = mapped_column(String(32))
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 class SlackEventReceipt(Base):
     """An Events API delivery already handled (Slack retries up to 3 times; each event_id runs once)."""
 

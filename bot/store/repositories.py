@@ -10,7 +10,7 @@ from sqlalchemy import case, delete, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.store.models import ActionRecord, Alert, Incident, KpiRun, Lease, SlackEventReceipt
+from bot.store.models import ActionRecord, ActionRequest, Alert, Incident, KpiRun, Lease, SlackEventReceipt
 from bot.store.types import UTCDateTime
 
 
@@ -112,6 +112,16 @@ class IncidentRepository:
         if result.rowcount and by:  # type: ignore[attr-defined]
             self.merge_details(incident_id, {"resolved_by": by})
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def set_ack(self, incident_id: str, by: str | None, at: datetime | None) -> None:
+        """Record who acknowledged the incident (None, None: un-ack)."""
+        self._session.execute(update(Incident).where(Incident.id == incident_id).values(acked_by=by, acked_at=at))
+
+    def set_snooze(self, incident_id: str, by: str | None, until: datetime | None) -> None:
+        """Snooze the incident's repeats until a time (None, None: un-snooze)."""
+        self._session.execute(
+            update(Incident).where(Incident.id == incident_id).values(snoozed_by=by, snoozed_until=until)
+        )
 
     def open_for_resolve_key(self, resolve_key: str) -> list[Incident]:
         """Unresolved incidents a resolution with this key closes, oldest first."""
@@ -374,3 +384,87 @@ class Leases:
     def release(self, name: str, holder: str) -> None:
         """Give the lease up (only if this holder has it)."""
         self._session.execute(delete(Lease).where(Lease.name == name, Lease.holder == holder))
+
+
+class ActionRequests:
+    """Requests to act, one per idempotency key; status changes are compare-and-set."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def open(
+        self,
+        *,
+        idempotency_key: str,
+        action: str,
+        target: str,
+        requested_by: str,
+        at: datetime,
+        status: str,
+        pipeline: str | None = None,
+        incident_id: str | None = None,
+        channel: str | None = None,
+        thread_ts: str | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> tuple[ActionRequest, bool]:
+        """Create the request for this key, or return the one that exists (and False)."""
+        existing = self.by_key(idempotency_key)
+        if existing is not None:
+            return existing, False
+        request = ActionRequest(
+            idempotency_key=idempotency_key,
+            action=action,
+            target=target,
+            pipeline=pipeline,
+            incident_id=incident_id,
+            status=status,
+            requested_by=requested_by,
+            requested_at=at,
+            updated_at=at,
+            channel=channel,
+            thread_ts=thread_ts,
+            parameters=parameters or {},
+            result={},
+        )
+        try:
+            with self._session.begin_nested():
+                self._session.add(request)
+        except IntegrityError:
+            found = self.by_key(idempotency_key)
+            if found is None:
+                raise
+            return found, False
+        return request, True
+
+    def get(self, request_id: str) -> ActionRequest | None:
+        """The request with this id, or None."""
+        return self._session.get(ActionRequest, request_id)
+
+    def by_key(self, idempotency_key: str) -> ActionRequest | None:
+        """The request with this idempotency key, or None."""
+        query = select(ActionRequest).where(ActionRequest.idempotency_key == idempotency_key)
+        return self._session.scalars(query).one_or_none()
+
+    def transition(
+        self, request_id: str, from_statuses: tuple[str, ...], to_status: str, *, at: datetime, **values: Any
+    ) -> bool:
+        """Move a request to ``to_status`` only if it is in one of ``from_statuses`` (True if this call did)."""
+        result = self._session.execute(
+            update(ActionRequest)
+            .where(ActionRequest.id == request_id, ActionRequest.status.in_(from_statuses))
+            .values(status=to_status, updated_at=at, **values)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def reopen(self, request_id: str, *, at: datetime, status: str, **values: Any) -> None:
+        """Start a finished request over (a new attempt after a refusal or failure), keeping its key."""
+        self._session.execute(
+            update(ActionRequest)
+            .where(ActionRequest.id == request_id)
+            .values(status=status, updated_at=at, result={}, decided_by=None, **values)
+        )
+
+    def with_status(self, *statuses: str, limit: int = 100) -> list[ActionRequest]:
+        """Requests in these statuses, oldest first."""
+        query = select(ActionRequest).where(ActionRequest.status.in_(statuses)).order_by(ActionRequest.requested_at)
+        return list(self._session.scalars(query.limit(limit)))

@@ -1,0 +1,1 @@
+"""Actions: retry, redrive, ack, snooze, DLQ replay; permission policy; idempotency; audit."""
