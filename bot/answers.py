@@ -60,6 +60,37 @@ def _act(kind: str) -> Callable[[Invocation, Services], Message]:
     return act
 
 
+def _dlq(invocation: Invocation, services: Services) -> Message:
+    from bot.actions.dlq import dlq_config, list_dlqs, parse_dlq_args, replay
+    from bot.actions.model import ActionError
+    from bot.aws.sqs import SqsGateway
+    from bot.render.actions import render_outcome
+    from bot.render.dlq import render_dlq_listing, render_replay_report
+
+    mode, queue, message_id, everything = parse_dlq_args(invocation.args)
+    queues = services.settings.project.dlq
+    sqs = SqsGateway(services.aws.client("sqs"))
+    if mode == "list":
+        return render_dlq_listing(list_dlqs(queue, queues, sqs, now=services.clock()))
+    assert queue is not None
+    config = dlq_config(queue, queues)
+    if invocation.actor is None:
+        raise ActionError("`dlq replay` needs to know who asks: use it from Slack")
+    refusal = services.actions.authorize("dlq_replay", config.pipeline, invocation.actor, target=queue)
+    if refusal is not None:
+        return render_outcome(refusal)
+    report = replay(queue, queues, sqs, services.aws.stepfunctions, message_id=message_id, all_messages=everything)
+    services.actions.record(
+        invocation.actor,
+        "dlq_replay",
+        queue,
+        "done" if report.failed == 0 else "failed",
+        config.pipeline,
+        parameters={"message_id": message_id, "all": everything, "replayed": report.replayed, "failed": report.failed},
+    )
+    return render_replay_report(report)
+
+
 def _audit(invocation: Invocation, services: Services) -> Message:
     from bot.commands import parse_audit_args
     from bot.render.actions import render_audit
@@ -77,6 +108,7 @@ ANSWERS: dict[str, Callable[[Invocation, Services], Message]] = {
     "pipelines": _pipelines,
     "retry": _act("retry"),
     "redrive": _act("redrive"),
+    "dlq": _dlq,
     "audit": _audit,
 }
 

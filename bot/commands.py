@@ -116,6 +116,14 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         max_args=2,
     ),
     Subcommand(
+        name="dlq",
+        summary="Messages waiting in the dead-letter queues (not consumed); `replay` sends them back.",
+        usage="[queue] | replay <queue> <message-id>|--all",
+        examples=("/etl dlq", "/etl dlq policies-dlq", "/etl dlq replay policies-dlq --all"),
+        max_args=3,
+        progress=":inbox_tray: Reading the dead-letter queues…",
+    ),
+    Subcommand(
         name="audit",
         summary="Who asked for which action, and what came of it (newest first).",
         usage="[pipeline] [--limit N]",
@@ -187,6 +195,7 @@ def parse(text: str) -> Invocation:
 
 def _check_arguments(subcommand: Subcommand, args: tuple[str, ...]) -> None:
     """Validate arguments that need no AWS call, so mistakes are answered in the ack."""
+    from bot.actions.dlq import DlqUsageError, parse_dlq_args
     from bot.diagnosis.logs_lookup import LogsUsageError, parse_logs_args
     from bot.diagnosis.targets import TargetError, parse_target
 
@@ -195,11 +204,13 @@ def _check_arguments(subcommand: Subcommand, args: tuple[str, ...]) -> None:
             parse_target(args)
         elif subcommand.name == "audit":
             parse_audit_args(args)
+        elif subcommand.name == "dlq":
+            parse_dlq_args(args)
         elif subcommand.name == "logs":
             query = parse_logs_args(args)
             if not _is_stream_or_task(query.target):
                 parse_target(query.target)
-    except (TargetError, LogsUsageError) as error:
+    except (TargetError, LogsUsageError, DlqUsageError) as error:
         raise UsageError(str(error), subcommand) from None
 
 

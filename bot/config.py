@@ -149,29 +149,42 @@ class SnsTopicConfig(BaseModel):
 
 
 class DlqTarget(BaseModel):
-    """Where a dead-letter queue's messages are replayed to: a queue, or a Step Functions start."""
+    """Where a replayed message goes: back to the source queue, or into a Step Functions execution."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     queue_url: str | None = Field(None, description="Send the message back to this queue (the source queue).")
-    state_machine_arn: str | None = Field(None, description="Or start an execution with the message as input.")
+    state_machine_arn: str | None = Field(
+        None, description="Or start an execution of this state machine with the message body as its input."
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> DlqTarget:
         if (self.queue_url is None) == (self.state_machine_arn is None):
             raise ValueError("set exactly one of queue_url, state_machine_arn")
+        if self.state_machine_arn is not None and not _STATE_MACHINE_ARN.match(self.state_machine_arn):
+            raise ValueError(
+                "state_machine_arn is not a Step Functions state machine ARN "
+                "(expected arn:aws:states:<region>:<account-id>:stateMachine:<name>)"
+            )
         return self
 
 
 class DlqConfig(BaseModel):
-    """One SQS dead-letter queue (an entry under `dlq:`, keyed by a short name)."""
+    """One dead-letter queue (an entry under `dlq:` in etl-doctor.yml, keyed by a short name)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    queue_url: str = Field(description="The dead-letter queue's URL.")
-    pipeline: str | None = Field(None, description="The pipeline it belongs to (permissions, display).")
+    queue_url: str = Field(description="URL of the dead-letter queue.")
+    pipeline: str | None = Field(None, description="The pipeline it belongs to (permissions and display).")
     target: DlqTarget = Field(description="Where `/etl dlq replay` sends its messages.")
     description: str = Field("", description="One line shown in `/etl dlq`.")
+
+    @model_validator(mode="after")
+    def _not_a_loop(self) -> DlqConfig:
+        if self.target.queue_url is not None and self.target.queue_url.rstrip("/") == self.queue_url.rstrip("/"):
+            raise ValueError("target.queue_url is the dead-letter queue itself; replaying would go round in a loop")
+        return self
 
 
 class PermissionGrant(BaseModel):

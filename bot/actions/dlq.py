@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
 from bot.aws.errors import describe_aws_error
 from bot.aws.sqs import SqsGateway, queue_name
+from bot.config import DlqConfig, DlqTarget
 from bot.errors import UserFacingError
 from bot.redact import redact
 
@@ -24,57 +23,10 @@ STALE_BATCHES_MAX = 3  # `--all` stops when receives keep returning messages it 
 EXECUTION_NAME_MAX = 80
 _EXCERPT_SCAN = 4000  # characters of the compacted body that are redacted before the excerpt is cut
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-_STATE_MACHINE_ARN = re.compile(r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$")
 
 
 class DlqUsageError(UserFacingError):
     """`/etl dlq` was asked for something that does not exist or cannot be done; the message says why."""
-
-
-class DlqTarget(BaseModel):
-    """Where a replayed message goes: back to the source queue, or into a Step Functions execution."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    queue_url: str | None = Field(None, description="Send the message back to this queue (the source queue).")
-    state_machine_arn: str | None = Field(
-        None, description="Or start an execution of this state machine with the message body as its input."
-    )
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> DlqTarget:
-        if (self.queue_url is None) == (self.state_machine_arn is None):
-            raise ValueError("set exactly one of queue_url, state_machine_arn")
-        if self.state_machine_arn is not None and not _STATE_MACHINE_ARN.match(self.state_machine_arn):
-            raise ValueError(
-                "state_machine_arn is not a Step Functions state machine ARN "
-                "(expected arn:aws:states:<region>:<account-id>:stateMachine:<name>)"
-            )
-        return self
-
-    @property
-    def label(self) -> str:
-        """The target's short name: the queue name, or the state machine name."""
-        if self.queue_url is not None:
-            return queue_name(self.queue_url)
-        return str(self.state_machine_arn).rsplit(":", 1)[-1]
-
-
-class DlqConfig(BaseModel):
-    """One dead-letter queue (an entry under `dlq:` in etl-doctor.yml, keyed by a short name)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    queue_url: str = Field(description="URL of the dead-letter queue.")
-    pipeline: str | None = Field(None, description="The pipeline it belongs to (permissions and display).")
-    target: DlqTarget = Field(description="Where `/etl dlq replay` sends its messages.")
-    description: str = Field("", description="One line shown in `/etl dlq`.")
-
-    @model_validator(mode="after")
-    def _not_a_loop(self) -> DlqConfig:
-        if self.target.queue_url is not None and self.target.queue_url.rstrip("/") == self.queue_url.rstrip("/"):
-            raise ValueError("target.queue_url is the dead-letter queue itself; replaying would go round in a loop")
-        return self
 
 
 @dataclass(frozen=True)
@@ -187,6 +139,13 @@ class ReplayReport:
     def failed(self) -> int:
         """Messages not (cleanly) replayed."""
         return len(self.outcomes) - self.replayed
+
+
+def target_label(target: DlqTarget) -> str:
+    """A target's short name: the queue name, or the state machine name."""
+    if target.queue_url is not None:
+        return queue_name(target.queue_url)
+    return str(target.state_machine_arn).rsplit(":", 1)[-1]
 
 
 def excerpt(body: str, *, limit: int = EXCERPT_MAX) -> str:
@@ -365,7 +324,7 @@ def replay(
         outcome, release = mover.move(found)
         if release:
             outcome = mover.release_now(found, outcome)
-        return ReplayReport(name, [outcome], target=config.target.label)
+        return ReplayReport(name, [outcome], target=target_label(config.target))
     return mover.move_all(name)
 
 
@@ -465,7 +424,7 @@ class _Mover:
                     outcomes.append(outcome)
         finally:
             self._sqs.release_all(url, list(to_release.values()))
-        return ReplayReport(name, outcomes, target=self._config.target.label, note=note)
+        return ReplayReport(name, outcomes, target=target_label(self._config.target), note=note)
 
     def _send(self, message: dict[str, Any]) -> str:
         target = self._config.target
@@ -479,7 +438,7 @@ class _Mover:
                 group_id=(message.get("Attributes") or {}).get("MessageGroupId"),
                 deduplication_id=message_id,
             )
-            return f"sent to {target.label} as {new_id}"
+            return f"sent to {target_label(target)} as {new_id}"
         name = execution_name(self._prefix, message_id)
         started = self._sfn.start_execution(
             stateMachineArn=target.state_machine_arn, name=name, input=execution_input(body)

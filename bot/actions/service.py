@@ -284,6 +284,7 @@ class ActionService:
         )
         by = f" (approved by {actor.mention})" if actor.user_id != request.requested_by else ""
         text = f":arrow_forward: <@{request.requested_by}> {summary} ({label}){by}. I'll post here when it ends."
+        self._post(request, render_thread_note(text))
         return Outcome("started", text, self._request(request.id), thread=text)
 
     # ------------------------------------------------------------------ following the new run
@@ -364,6 +365,30 @@ class ActionService:
             return Outcome("done", "Un-snoozed: repeats are posted again.")
         shown = "until resolved" if until == UNTIL_RESOLVED else f"until {until:%H:%M} UTC"
         return Outcome("done", f"Snoozed {shown}: repeats are stored and counted, not posted.")
+
+    # ------------------------------------------------------------------ for other actions (DLQ replay)
+
+    def authorize(self, action: str, pipeline: str | None, actor: Actor, *, target: str) -> Outcome | None:
+        """None when ``actor`` may act; else the refusal to show (and the refusal is audited)."""
+        decision = self._policy.check(action, pipeline, actor)
+        if decision.allowed:
+            return None
+        self._audit(actor, action, target, "refused", pipeline, None, detail=decision.reason)
+        return Outcome("refused", decision.reason)
+
+    def record(
+        self,
+        actor: Actor,
+        action: str,
+        target: str,
+        outcome: str,
+        pipeline: str | None,
+        *,
+        parameters: dict[str, Any] | None = None,
+        detail: str = "",
+    ) -> None:
+        """Append an audit row for an action done elsewhere."""
+        self._audit(actor, action, target, outcome, pipeline, None, parameters=parameters, detail=detail)
 
     # ------------------------------------------------------------------ plumbing
 

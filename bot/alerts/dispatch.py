@@ -107,6 +107,7 @@ def incident_view(incident: Incident, project: ProjectConfig | None = None) -> I
         snoozed_by=incident.snoozed_by,
         snoozed_until=incident.snoozed_until,
         more_memory=more_memory,
+        diagnosing=project.alerts.enrich if project is not None else True,
     )
 
 

@@ -149,6 +149,7 @@ class IncidentView:
         snoozed_by: Slack user who snoozed its repeats.
         snoozed_until: Until when (year 9999: until resolved).
         more_memory: Offer "Retry with more memory" (out of memory, and the pipeline says where memory is set).
+        diagnosing: A diagnosis is on its way (enrichment is on and has not finished).
     """
 
     alert: Alert
@@ -165,3 +166,4 @@ class IncidentView:
     snoozed_by: str | None = None
     snoozed_until: datetime | None = None
     more_memory: bool = False
+    diagnosing: bool = True

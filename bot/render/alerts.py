@@ -152,7 +152,7 @@ def render_alert(view: IncidentView) -> dict[str, Any]:
         notes.append(f":zzz: snoozed until {until} by <@{view.snoozed_by}>")
     if view.status == "expired":
         notes.append("quiet for longer than the grouping window: repeats now start a new thread")
-    if enriched is None and alert.source == "stepfunctions" and not resolved:
+    if enriched is None and view.diagnosing and alert.source == SOURCE_STEPFUNCTIONS and not resolved:
         notes.append(":hourglass_flowing_sand: diagnosing…")
     notes += _links(alert)
     if notes:

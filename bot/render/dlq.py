@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bot.actions.dlq import DlqListing, DlqMessage, ReplayReport
+from bot.actions.dlq import DlqListing, DlqMessage, ReplayReport, target_label
 from bot.render.blocks import context, divider, escape, section
 from bot.render.limits import SECTION_TEXT_MAX, finish_message
 
@@ -82,7 +82,7 @@ def _listing_blocks(listing: DlqListing) -> list[dict[str, Any]]:
         if hidden > 0:
             about.append(f"{hidden} more not shown")
         about.append(
-            f"`/etl dlq replay {escape(listing.name)} <message-id>|--all` sends them back to {_target(listing)}"
+            f"`{escape(f'/etl dlq replay {listing.name} <message-id>|--all')}` sends them back to {_target(listing)}"
         )
     return blocks + _about(about)
 
@@ -94,8 +94,8 @@ def _about(parts: list[str]) -> list[dict[str, Any]]:
 def _target(listing: DlqListing) -> str:
     target = listing.config.target
     if target.queue_url is not None:
-        return f"`{escape(target.label)}`"
-    return f"`{escape(target.label)}` (a new Step Functions execution each)"
+        return f"`{escape(target_label(target))}`"
+    return f"`{escape(target_label(target))}` (a new Step Functions execution each)"
 
 
 def _message_line(message: DlqMessage, oldest: Any, oldest_age: timedelta | None) -> str:
