@@ -178,7 +178,7 @@ def replay_describe(replay: AwsReplay, arn: str) -> dict[str, Any]:
         endpoint_url=replay.endpoint_url,
         region_name="us-east-1",
         aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - the replay's fake credentials
+        aws_secret_access_key="testing",
     )
     return dict(client.describe_execution(executionArn=arn))
 

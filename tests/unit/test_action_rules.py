@@ -104,7 +104,7 @@ def test_retry_with_more_memory_doubles_within_the_maximum() -> None:
 
 
 def test_memory_paths_that_do_not_fit_are_explained() -> None:
-    with pytest.raises(PlanError, match="has no `\\$.resources.ram`"):
+    with pytest.raises(PlanError, match=r"has no `\$\.resources\.ram`"):
         raise_memory('{"resources": {}}', RetryResources(memory_path="$.resources.ram", maximum=9000))
     with pytest.raises(PlanError, match="not JSON"):
         raise_memory("not json", RetryResources(memory_path="$.a", maximum=9000))
