@@ -46,6 +46,7 @@ def test_manifest_declares_what_the_app_handles() -> None:
         "commands",
         "chat:write",
         "reactions:write",  # the ✅ on a resolved alert
+        "usergroups:read",  # permissions granted to user groups
     }
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["settings"]["socket_mode_enabled"] is False
@@ -119,3 +120,14 @@ def test_readme_and_serverless_grant_the_same_read_only_actions() -> None:
         action.split(":")[1].startswith(("Start", "Stop", "Redrive", "Put", "Delete", "Update"))
         for action in read_only["Action"]
     )
+
+
+def test_readme_and_serverless_grant_the_same_action_permissions() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = readme.split("Actions need, in addition", 1)[1].split("\n\n", 1)[0]
+    granted_in_readme = set(re.findall(r"`((?:states|sqs):[A-Za-z]+)`", readme))
+    statements = _yaml(ROOT / "serverless.yml")["provider"]["iam"]["role"]["statements"]
+    acting = next(s for s in statements if "states:StartExecution" in s["Action"])
+    assert set(acting["Action"]) == granted_in_readme
+    assert {"states:StartExecution", "states:RedriveExecution", "sqs:DeleteMessage"} <= granted_in_readme
+
