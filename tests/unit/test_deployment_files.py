@@ -130,4 +130,3 @@ def test_readme_and_serverless_grant_the_same_action_permissions() -> None:
     acting = next(s for s in statements if "states:StartExecution" in s["Action"])
     assert set(acting["Action"]) == granted_in_readme
     assert {"states:StartExecution", "states:RedriveExecution", "sqs:DeleteMessage"} <= granted_in_readme
-
