@@ -7,7 +7,7 @@ from typing import Protocol
 
 from bot.config import ProjectConfig
 
-README_HINT = "grant it under `permissions:` in etl-doctor.yml (README → Actions and permissions)"
+README_HINT = "grant it under `permissions:` in etl-doctor.yml (see the README, Actions and permissions)"
 
 
 class UsergroupDirectory(Protocol):
@@ -84,7 +84,7 @@ class Policy:
             return Decision(False, f"{actor.mention} may {what} only from {channels}")
         return Decision(
             False,
-            f"{actor.mention} may not {what}: not among the users or user groups granted it ({README_HINT})",
+            f"{actor.mention} may not {what}: not among the users or user groups granted it; {README_HINT}",
         )
 
     def needs_second_person(self, pipeline: str | None) -> bool:

@@ -332,13 +332,13 @@ class ActionService:
         action = "unack" if undo else "ack"
         if not decision.allowed:
             self._audit(
-                actor, action, incident.title, "refused", incident.pipeline, incident.id, detail=decision.reason
+                actor, action, _target(incident), "refused", incident.pipeline, incident.id, detail=decision.reason
             )
             return Outcome("refused", decision.reason)
         now = self._clock()
         with self._store.transaction() as uow:
             uow.incidents.set_ack(incident.id, None if undo else actor.user_id, None if undo else now)
-        self._audit(actor, action, incident.title, "done", incident.pipeline, incident.id)
+        self._audit(actor, action, _target(incident), "done", incident.pipeline, incident.id)
         self._refresh_parent(incident.id)
         return Outcome("done", "Un-acked." if undo else f"Acked by {actor.mention} at {now:%H:%M} UTC.")
 
@@ -349,7 +349,7 @@ class ActionService:
         action = "unsnooze" if duration is None else "snooze"
         if not decision.allowed:
             self._audit(
-                actor, action, incident.title, "refused", incident.pipeline, incident.id, detail=decision.reason
+                actor, action, _target(incident), "refused", incident.pipeline, incident.id, detail=decision.reason
             )
             return Outcome("refused", decision.reason)
         if duration is not None and duration not in SNOOZES:
@@ -359,7 +359,9 @@ class ActionService:
         until = None if duration is None else (UNTIL_RESOLVED if span is None else now + span)
         with self._store.transaction() as uow:
             uow.incidents.set_snooze(incident.id, None if until is None else actor.user_id, until)
-        self._audit(actor, action, incident.title, "done", incident.pipeline, incident.id, parameters={"for": duration})
+        self._audit(
+            actor, action, _target(incident), "done", incident.pipeline, incident.id, parameters={"for": duration}
+        )
         self._refresh_parent(incident.id)
         if until is None:
             return Outcome("done", "Un-snoozed: repeats are posted again.")
@@ -459,6 +461,10 @@ def _plan_parameters(plan: RetryPlan) -> dict[str, Any]:
         "changes": list(plan.changes),
         "new_execution_arn": plan.new_execution_arn,
     }
+
+
+def _target(incident: Incident) -> str:
+    return incident.execution_arn or incident.title
 
 
 def _short(arn: str) -> str:

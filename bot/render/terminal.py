@@ -33,6 +33,8 @@ _EMOJI = {
     ":arrow_forward:": "▶",
     ":busts_in_silhouette:": "⚇",
     ":no_entry_sign:": "⊘",
+    ":inbox_tray:": "⇩",
+    ":small_blue_diamond:": "◆",
 }
 _LINK = re.compile(r"<([^|>]+)\|([^>]+)>|<([^>|]+)>")
 _FENCE = re.compile(r"```(.*?)```", re.DOTALL)

@@ -18,9 +18,10 @@ from bot.config import Settings, load_settings
 from bot.sandbox.aws_replay import AwsReplay
 from bot.sandbox.moto_server import SANDBOX_CREDENTIALS, SANDBOX_REGION, MotoSandbox
 from bot.sandbox.slack_emulator import SlackEmulator
+from bot.sandbox.slack_payloads import FORM_CONTENT_TYPE, block_actions, interactive_body, post, signed_request
 from bot.sandbox.slack_requests import SlackRequests
 from bot.sandbox.sns_signing import SnsSigner
-from bot.sandbox.world import seed_world, write_project_file
+from bot.sandbox.world import ALERTS_CHANNEL, ONCALL_GROUP, ONCALL_MEMBER, seed_world, write_project_file
 from bot.services import Services
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class Sandbox:
         self.moto.reset()  # moto's state is per process: start from an empty world even if another server ran here
         self.replay = AwsReplay(self.moto.endpoint_url).start()
         self.slack.start()
+        self.slack.add_usergroup(ONCALL_GROUP, [ONCALL_MEMBER])
         environ = {
             "SLACK_BOT_TOKEN": self.slack.bot_token,
             "SLACK_SIGNING_SECRET": self.signing_secret,
@@ -130,6 +132,40 @@ class Sandbox:
                 return int(response.status), json.loads(response.read())
         except urllib.error.HTTPError as exc:
             return int(exc.code), json.loads(exc.read() or b"{}")
+
+    def click(
+        self, message: dict[str, Any], action_id: str, user_id: str, *, option: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Click a button (or pick a select option) of a message as ``user_id``, as Slack would send it.
+
+        Returns:
+            The ephemeral answers the click got (response_url posts), once at least one arrived.
+        """
+        element = next(
+            dict(item)
+            for block in message.get("blocks", [])
+            if block.get("type") == "actions"
+            for item in block.get("elements", [])
+            if item.get("action_id") == action_id
+        )
+        payload = block_actions(
+            action_id=action_id,
+            value=str(element.get("value", "")),
+            user_id=user_id,
+            channel_id=self.slack.channel_id(ALERTS_CHANNEL),
+            message_ts=str(message.get("ts", "1700000000.000100")),
+            response_url=self.slack.response_url(),
+            action_type=str(element.get("type", "button")),
+        )
+        if option is not None:
+            chosen = next(o for o in element["options"] if str(o["value"]).endswith(f":{option}"))
+            payload["actions"][0].pop("value", None)
+            payload["actions"][0]["selected_option"] = chosen
+        before = len(self.slack.calls("response_url"))
+        body, headers = signed_request(interactive_body(payload), self.signing_secret, content_type=FORM_CONTENT_TYPE)
+        post(self.events_url, body, headers)
+        calls = self.slack.wait_for("response_url", before + 1, timeout=30)
+        return [dict(call.args) for call in calls[before:]]
 
     @property
     def requests(self) -> SlackRequests:

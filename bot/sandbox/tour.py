@@ -8,11 +8,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bot.commands import ACTION_ACK, ACTION_CONFIRM, ACTION_REDRIVE, ACTION_RETRY
 from bot.render.terminal import render_message
 from bot.sandbox.alert_events import status_change_event
 from bot.sandbox.sandbox import Sandbox
 from bot.sandbox.slack_requests import SlashResult
-from bot.sandbox.world import ALERTS_CHANNEL
+from bot.sandbox.world import ALERTS_CHANNEL, DLQ_NAME, ONCALL_LEAD, ONCALL_MEMBER
 
 RULE = "━" * 72
 
@@ -75,15 +76,21 @@ def _alert_story(sandbox: Sandbox, out: Callable[[str], None]) -> list[str]:
         out(_indent(render_message(replies[-1])))
         counted = _wait(lambda: [m for m in alerts() if "×2" in json.dumps(m["blocks"], ensure_ascii=False)], 10)
         out("\n  and the parent now says " + ("“×2, last …”" if counted else "(count not updated!)"))
-    out(f"\n{RULE}\nA later run succeeds → the alert is resolved (message updated, ✅ reaction, thread note)\n")
-    sandbox.publish_alert(status_change_event(describe, name="run-2025-02-18-retry-2", status="SUCCEEDED"))
+    problems += _action_story(sandbox, out, parent, alerts, thread)
+    out(f"\n{RULE}\nThe redriven run succeeds → EventBridge says so → the alert is resolved (✅, thread note)\n")
+    replay = sandbox.replay
+    if replay is not None:
+        replay.finish_execution(describe["executionArn"], "SUCCEEDED")
+    sandbox.publish_alert(status_change_event(describe, status="SUCCEEDED"))
     resolved = _wait(lambda: [m for m in alerts() if m["text"].startswith("Resolved:") and m.get("reactions")], 15)
     if not resolved:
         problems.append("the success did not resolve the alert")
     else:
+        sandbox.services.actions.follow() if sandbox.services else None  # what the 20 s poller does
         out(_indent(render_message(resolved[0])))
-        out("")
-        out(_indent(render_message(thread(resolved[0])[-1])))
+        for note in thread(resolved[0])[-2:]:
+            out("")
+            out(_indent(render_message(note)))
     tampered = sandbox.signer.notification(json.dumps(status_change_event(describe)))
     tampered["Message"] = tampered["Message"].replace("FAILED", "SUCCEEDED")
     status, answer = sandbox.publish_alert("", document=tampered)
@@ -91,6 +98,63 @@ def _alert_story(sandbox: Sandbox, out: Callable[[str], None]) -> list[str]:
     out(f"  HTTP {status}: {answer.get('error', '')}")
     if status != 403:
         problems.append(f"tampered SNS message answered {status}, expected 403")
+    return problems
+
+
+MALLORY = "U0MALLORY"
+
+
+def _action_story(
+    sandbox: Sandbox,
+    out: Callable[[str], None],
+    parent: dict[str, Any],
+    alerts: Callable[[], list[dict[str, Any]]],
+    thread: Callable[[dict[str, Any]], list[dict[str, Any]]],
+) -> list[str]:
+    """A refused click, a redrive confirmed and run, and an ack, on the alert's own buttons."""
+    problems: list[str] = []
+    current = alerts()[0]
+    out(f"\n{RULE}\n@mallory clicks Retry; nobody granted her that (permissions in etl-doctor.yml)\n")
+    (refusal,) = sandbox.click(current, ACTION_RETRY, MALLORY)[:1]
+    out(_indent(render_message(refusal)))
+    if "may not `retry`" not in refusal.get("text", ""):
+        problems.append("mallory's retry was not refused")
+    out(f"\n{RULE}\n@alice (on-call lead) clicks Redrive: preflight (DescribeExecution), then a confirmation\n")
+    (confirmation,) = sandbox.click(current, ACTION_REDRIVE, ONCALL_LEAD)[:1]
+    out(_indent(render_message(confirmation)))
+    out("\n  She confirms; RedriveExecution runs (client token = the request id) and the thread is told:\n")
+    (answer,) = sandbox.click(confirmation, ACTION_CONFIRM, ONCALL_LEAD)[:1]
+    note = _wait(lambda: [m for m in thread(parent) if "redrove" in m["text"]], 10)
+    if not note or "redrove" not in answer.get("text", ""):
+        problems.append("the redrive did not run")
+    else:
+        out(_indent(render_message(note[-1])))
+    out(f"\n{RULE}\n@carol (in the on-call user group) acks it; the alert says who and when\n")
+    sandbox.click(alerts()[0], ACTION_ACK, ONCALL_MEMBER)
+    acked = _wait(lambda: [m for m in alerts() if "acked by" in json.dumps(m["blocks"])], 10)
+    if not acked:
+        problems.append("the ack did not update the alert")
+    else:
+        context = [b for b in acked[0]["blocks"] if b["type"] == "context"]
+        out(_indent(render_message({"blocks": context, "text": ""})))
+    return problems
+
+
+def _dlq_story(sandbox: Sandbox, out: Callable[[str], None]) -> list[str]:
+    """The dead-letter queue: listed without consuming, replayed by someone allowed, audited."""
+    problems: list[str] = []
+    steps = (
+        ("dlq", "U0ONCALL", "Anyone may look: messages waiting, their age and an excerpt (nothing is consumed):"),
+        (f"dlq replay {DLQ_NAME} --all", ONCALL_LEAD, "@alice replays them to the input queue (delete after send):"),
+        ("audit policies-etl", "U0ONCALL", "Every request, allowed or refused, is in the audit trail:"),
+    )
+    for command, user, note in steps:
+        result = sandbox.requests.slash(command, user_id=user)
+        _show(out, f"/etl {command}", note, result)
+        if result.status != 200 or not result.messages:
+            problems.append(f"/etl {command}: HTTP {result.status}, {len(result.messages)} message(s)")
+    if not any("Replayed 3 of 3" in str(call.args) for call in sandbox.slack.calls("response_url")):
+        problems.append("the DLQ replay did not replay the 3 messages")
     return problems
 
 
@@ -135,6 +199,7 @@ def run_tour(*, keep_running: bool = False, out: Callable[[str], None] = print) 
                 problems.append(f"{command}: HTTP {result.status}, {len(result.messages)} message(s)")
 
         problems += _alert_story(sandbox, out)
+        problems += _dlq_story(sandbox, out)
 
         forged_secret = "not-the-signing-secret"  # noqa: S105 - deliberately wrong
         status = sandbox.requests.slash("pipelines", secret=forged_secret, responses=0).status

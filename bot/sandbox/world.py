@@ -15,6 +15,13 @@ from bot.sandbox.scenarios import load_scenario, read_scenario
 
 ROLE_ARN = f"arn:aws:iam::{SANDBOX_ACCOUNT}:role/etl-doctor-sandbox"
 ALERTS_CHANNEL = "#etl-alerts"
+ONCALL_LEAD, ONCALL_GROUP, ONCALL_MEMBER = "U0ALICE", "S0ONCALL", "U0CAROL"  # who may act in the sandbox
+DLQ_NAME, DLQ_QUEUE, DLQ_SOURCE = "policies-dlq", "policies-etl-dlq", "policies-etl-input"
+DLQ_MESSAGES = (
+    {"business_date": "2025-02-17", "partition": "eu", "error": "Lambda timed out after 900 seconds"},
+    {"business_date": "2025-02-17", "partition": "us", "error": "Lambda timed out after 900 seconds"},
+    {"business_date": "2025-02-18", "partition": "apac", "error": "ThrottlingException: Rate exceeded"},
+)
 SCENARIOS = Path(__file__).parent / "scenarios"
 # policies-etl's failure is recorded (moto's ECS .sync never fails): a copy of
 # tests/fixtures/executions/ecs_oom, whose sources are listed in tests/fixtures/executions/SOURCES.md.
@@ -80,9 +87,23 @@ def seed(stepfunctions: Any, *, wait_seconds: float = 20.0) -> None:
             time.sleep(0.05)
 
 
+def queue_url(name: str) -> str:
+    """A sandbox queue's URL (moto finds queues by name and account whatever the host)."""
+    return f"https://sqs.{SANDBOX_REGION}.amazonaws.com/{SANDBOX_ACCOUNT}/{name}"
+
+
+def seed_dead_letters(sqs: Any) -> None:
+    """policies-etl's input queue, and its dead-letter queue holding three failed partitions."""
+    sqs.create_queue(QueueName=DLQ_SOURCE)
+    sqs.create_queue(QueueName=DLQ_QUEUE)
+    for message in DLQ_MESSAGES:
+        sqs.send_message(QueueUrl=queue_url(DLQ_QUEUE), MessageBody=json.dumps(message))
+
+
 def seed_world(replay: AwsReplay, aws: AwsClients) -> dict[str, Any]:
-    """The whole sandbox world: moto-run pipelines plus the recorded policies-etl failure (returned, rebased)."""
+    """The whole sandbox world: moto-run pipelines, a DLQ, and the recorded policies-etl failure (returned)."""
     seed(aws.client("stepfunctions"))
+    seed_dead_letters(aws.client("sqs"))
     return load_scenario(read_scenario(RECORDED_FAILURE), replay, aws)
 
 
@@ -100,5 +121,21 @@ def write_project_file(path: Path) -> Path:
             f"    state_machine_arn: {pipeline.state_machine_arn}",
             f'    description: "{pipeline.description}"',
         ]
+    lines += [
+        "alerts:",
+        "  group_window_minutes: 60",
+        "permissions:",
+        "  - actions: [retry, redrive, dlq_replay]",
+        "    pipelines: [policies-etl]",
+        f"    users: [{ONCALL_LEAD}]",
+        "  - actions: [ack, snooze]",
+        f"    usergroups: [{ONCALL_GROUP}]",
+        "dlq:",
+        f"  {DLQ_NAME}:",
+        f"    queue_url: {queue_url(DLQ_QUEUE)}",
+        "    pipeline: policies-etl",
+        '    description: "Partitions the loader gave up on"',
+        f"    target: {{queue_url: {queue_url(DLQ_SOURCE)}}}",
+    ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

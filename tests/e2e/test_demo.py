@@ -24,6 +24,14 @@ def test_tour_shows_commands_an_alert_story_and_refused_forgeries() -> None:
     assert "Next step: task definition `policies-loader:14` gives the task 4096 MiB" in output
     assert "1 more occurrence (×2 in all)" in output
     assert "Resolved — policies-etl: execution run-2025-02-18 FAILED" in output
-    assert "Resolved by execution run-2025-02-18-retry-2 SUCCEEDED" in output
+    assert "Resolved by execution run-2025-02-18 SUCCEEDED" in output
     assert "HTTP 403: " in output and "signature does not match" in output
+    # actions: a denied click, a redrive confirmed and run, an ack, a DLQ replay, the audit trail
+    assert "@U0MALLORY may not `retry` on `policies-etl`" in output
+    assert "Redrive `run-2025-02-18` of `policies-etl`" in output and "[ Confirm ]  [ Cancel ]" in output
+    assert "@U0ALICE redrove `run-2025-02-18` (Redrive)" in output
+    assert "acked by @U0CAROL" in output
+    assert "`run-2025-02-18` (Redrive) SUCCEEDED" in output
+    assert "3 waiting" in output and "Replayed 3 of 3 messages from `policies-dlq` to `policies-etl-input`" in output
+    assert "@U0ALICE dlq_replay `policies-dlq` done" in output
     assert "Tour finished" in output
