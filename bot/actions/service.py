@@ -20,7 +20,7 @@ from bot.actions.model import (
     ActionKind,
     Outcome,
 )
-from bot.actions.plans import PlanError, RetryPlan, plan_retry, redrive_refusal
+from bot.actions.plans import PlanError, RetryPlan, plan_retry, redrive_refusal, retry_name
 from bot.actions.policy import Actor, Policy
 from bot.alerts.dispatch import Chat, ChatError
 from bot.aws.errors import describe_aws_error
@@ -145,6 +145,13 @@ class ActionService:
                 parameters={**parameters, "details": list(details)},
             )
             if not created and request.status in REOPENABLE:
+                previous = request.parameters.get("name")
+                if kind != "redrive" and previous and request.result.get("execution_arn"):
+                    # AWS refuses a name whose execution has closed: the next attempt gets the next number
+                    bumped, planned = retry_name(str(previous)), str(parameters["name"])
+                    arn_base = str(parameters["new_execution_arn"]).rsplit(":", 1)[0]
+                    parameters = {**parameters, "name": bumped, "new_execution_arn": f"{arn_base}:{bumped}"}
+                    details = tuple(line.replace(f"`{planned}`", f"`{bumped}`") for line in details)
                 uow.action_requests.reopen(
                     request.id,
                     at=now,

@@ -270,3 +270,21 @@ def test_slash_retry_and_audit(bot: BotUnderTest, replay: AwsReplay) -> None:
     assert "Audit trail for policies-etl" in audit["text"] and "retry requested" in audit["text"]
     bad = bot.requests.slash("audit --limit 0", responses=0)
     assert bad.ack is not None and "`--limit` takes a number from 1 to 200" in bad.ack["text"]
+
+
+def test_a_retry_after_a_failed_retry_gets_the_next_name(
+    bot: BotUnderTest, slack_emulator: SlackEmulator, replay: AwsReplay
+) -> None:
+    # AWS refuses to start a name again once its execution has closed, so the next attempt is -retry-2.
+    parent = alert(bot, slack_emulator)
+    (confirmation,) = click(bot, slack_emulator, parent, "etl.retry", ALICE)
+    click(bot, slack_emulator, confirmation, "etl.confirm", ALICE)
+    (first,) = replay.started_executions()
+    replay.finish_execution(first["executionArn"], "FAILED", error="States.TaskFailed", cause="again")
+    (ended,) = bot.services.actions.follow()
+    assert ended.kind == "done" and "FAILED" in ended.text
+    (again,) = click(bot, slack_emulator, parent, "etl.retry", ALICE)
+    assert "Start `run-2025-02-18-retry-2`" in again["text"]
+    (started,) = click(bot, slack_emulator, again, "etl.confirm", ALICE)
+    assert "started `run-2025-02-18-retry-2`" in started["text"]
+    assert [e["name"] for e in replay.started_executions()] == ["run-2025-02-18-retry-1", "run-2025-02-18-retry-2"]
