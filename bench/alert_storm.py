@@ -3,7 +3,8 @@
 Starts the Slack emulator (chat.postMessage limited to ``--rate`` messages per second per channel, 429 with
 Retry-After above it) and the real bot (`bot.app.serve`, waitress, ``ETL_DOCTOR_HTTP_THREADS`` default) on
 loopback with a fresh store (SQLite file by default, or PostgreSQL), then posts ``--notifications`` signed
-SNS Notifications to ``/sns`` from ``--senders`` threads, each on its own keep-alive HTTP connection. Each
+SNS Notifications to ``/sns`` from ``--senders`` threads, each on its own keep-alive HTTP connection (in a
+child process, so they do not share the bot's GIL; ``--senders-in thread`` runs them in its process). Each
 notification carries an EventBridge Step Functions FAILED event (the documented sample) of one of
 ``--fingerprints`` state machines, each its own pipeline in etl-doctor.yml, round robin, every execution
 named ``storm-NNNN``; all pipelines post to the one ``default_channel`` (the worst case for the channel
@@ -14,7 +15,9 @@ p50/p95/p99/max, non-200 answers, Slack calls by method and how many were 429, p
 replies in the channel, the time to drain (first send → no alert ``received`` in the store), alerts lost
 (sent - alerts stored as ``posted``), and two completeness checks: in the store (incidents' occurrences sum
 to the notifications sent, each incident has a Slack message) and in Slack (parents plus the repeats the
-replies announce sum to the notifications sent, and so do the parents' ``×N``). The last line is
+replies announce sum to the notifications sent, and so do the parents' ``×N``). ``--probes`` adds the wall
+and CPU time of the /sns handler, of the classification inside it, and of the SQLite write lock (waiting in
+``BEGIN IMMEDIATE``, held until ``COMMIT``) by thread. The last line is
 ``accepted=… lost=… p99_ms=… parents=… slack_calls=… drain_s=…``.
 """
 
@@ -24,6 +27,8 @@ import argparse
 import contextlib
 import http.client
 import json
+import logging
+import multiprocessing
 import re
 import sys
 import tempfile
@@ -31,6 +36,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,8 +44,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import select  # noqa: E402
+from sqlalchemy import event, select  # noqa: E402
 
+import bot.alerts.ingest as ingest_module  # noqa: E402
+import bot.alerts.routing as routing_module  # noqa: E402
 from bot.alerts.sns import PinnedCertificate  # noqa: E402
 from bot.aws.clients import AwsClients  # noqa: E402
 from bot.config import load_settings  # noqa: E402
@@ -148,10 +156,32 @@ def _send_all(port: int, bodies: list[bytes], senders: int) -> SendResults:
     return results
 
 
+def _send_from_child(port: int, bodies: list[bytes], senders: int) -> SendResults:
+    """`_send_all` in a child process, so the senders do not take the bot's GIL (SNS is not in its process)."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        pool.submit(time.sleep, 0).result()  # the child is up and has imported this module before the clock starts
+        return pool.submit(_send_all, port, bodies, senders).result()
+
+
 def _percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     rank = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))  # nearest rank
     return ordered[rank]
+
+
+class _QueueDepth(logging.Handler):
+    """Counts waitress's "Task queue depth is N" warnings (requests waiting for a worker thread) and keeps the max."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warnings = 0
+        self.max_depth = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.warnings += 1
+        depth = re.search(r"(\d+)", record.getMessage())
+        self.max_depth = max(self.max_depth, int(depth.group(1)) if depth else 0)
 
 
 # ---------------------------------------------------------------- draining and what is left
@@ -270,6 +300,84 @@ def _store_figures(store: Store) -> tuple[dict[str, int], int, int, int]:
     return counts, len(incidents), with_message, sum(i.occurrences for i in incidents)
 
 
+# ---------------------------------------------------------------- --probes: where the time goes in the bot
+
+
+class Probes:
+    """Wall and CPU time of the intake's steps and of store transactions, by thread kind (``--probes``).
+
+    Timing only: wraps `AlertIngest.receive_sns_http` and `bot.alerts.routing._category` (the classification of
+    the event's error text), times every store transaction, and on SQLite the ``BEGIN IMMEDIATE`` that waits
+    for the write lock. Thread kinds: ``waitress`` (the /sns requests), ``etl`` (the dispatcher).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.stats: dict[str, list[float]] = {}  # name → [count, wall, cpu, max wall]
+        self._begun: dict[int, tuple[float, float]] = {}
+
+    def record(self, name: str, wall: float, cpu: float) -> None:
+        with self._lock:
+            entry = self.stats.setdefault(name, [0, 0.0, 0.0, 0.0])
+            entry[0] += 1
+            entry[1] += wall
+            entry[2] += cpu
+            entry[3] = max(entry[3], wall)
+
+    def wrap(self, owner: Any, attribute: str, name: str) -> None:
+        original = getattr(owner, attribute)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.record(name, time.perf_counter() - wall, time.thread_time() - cpu)
+
+        setattr(owner, attribute, timed)
+
+    def install(self, store: Store) -> None:
+        self.wrap(ingest_module.AlertIngest, "receive_sns_http", "/sns handler (AlertIngest.receive_sns_http)")
+        self.wrap(routing_module, "_category", "classification, inside the handler (routing._category)")
+
+        @event.listens_for(store.engine, "before_cursor_execute")
+        def before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            if statement.startswith("BEGIN"):
+                self._begun[threading.get_ident()] = (time.perf_counter(), time.thread_time())
+
+        @event.listens_for(store.engine, "after_cursor_execute")
+        def after(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            if statement.startswith("BEGIN"):
+                wall, cpu = self._begun.pop(threading.get_ident())
+                self.record(f"BEGIN IMMEDIATE: wait for the SQLite write lock [{_kind()}]", time.perf_counter() - wall,
+                            time.thread_time() - cpu)  # fmt: skip
+                self._begun[threading.get_ident()] = (time.perf_counter(), time.thread_time())
+
+        commit = store.engine.dialect.do_commit
+
+        def do_commit(dbapi_connection: Any) -> None:
+            try:
+                commit(dbapi_connection)
+            finally:
+                begun = self._begun.pop(threading.get_ident(), None)
+                if begun is not None:
+                    wall, cpu = begun
+                    self.record(f"write lock held, BEGIN → COMMIT [{_kind()}]", time.perf_counter() - wall,
+                                time.thread_time() - cpu)  # fmt: skip
+
+        store.engine.dialect.do_commit = do_commit  # type: ignore[method-assign]
+
+    def report(self) -> None:
+        print(f"probes ({'count':>5}  {'mean wall':>9}  {'mean CPU':>8}  {'max wall':>9}  {'sum wall':>8})")
+        for name, (count, wall, cpu, longest) in sorted(self.stats.items(), key=lambda item: -item[1][1]):
+            print(f"  {name:60} {int(count):5d} {wall / count * 1000:8.1f}ms {cpu / count * 1000:7.1f}ms "
+                  f"{longest * 1000:8.0f}ms {wall:7.1f}s")  # fmt: skip
+
+
+def _kind() -> str:
+    return threading.current_thread().name.split("-")[0]
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -286,6 +394,13 @@ def main() -> None:
         "database is created there and dropped), or postgres (a throwaway local cluster)",
     )
     parser.add_argument("--http-threads", type=int, default=None, help="ETL_DOCTOR_HTTP_THREADS (default: setting)")
+    parser.add_argument(
+        "--senders-in",
+        choices=("process", "thread"),
+        default="process",
+        help="process: the sender threads run in a child process (default); thread: in the bot's own process",
+    )
+    parser.add_argument("--probes", action="store_true", help="time the intake's steps and the store's locks")
     parser.add_argument("--drain-timeout", type=float, default=900.0)
     args = parser.parse_args()
 
@@ -320,22 +435,36 @@ def main() -> None:
         assert not settings.project.alerts.enrich
         aws = AwsClients.from_settings(settings, credentials=SANDBOX_CREDENTIALS)
         services = Services(settings, aws=aws, sns_certificates=PinnedCertificate(signer.pem))
+        probes = Probes() if args.probes else None
+        if probes is not None:
+            probes.install(services.store)
         print(
             f"bot: waitress {settings.http_threads} threads, store {database_text}, alerts.enrich=false (no AWS "
             f"behind this benchmark); Slack emulator: chat.postMessage {args.rate:g}/s per channel, else 429; "
-            f"all alerts to {CHANNEL}"
+            f"all alerts to {CHANNEL}; {args.senders} senders in "
+            + ("a child process" if args.senders_in == "process" else "the bot's process")
         )
+        queue = _QueueDepth()
+        waitress_queue = logging.getLogger("waitress.queue")
+        waitress_queue.addHandler(queue)
+        waitress_queue.propagate = False
         try:
             with running_bot(settings, services, emulator) as bot:
                 figures = _run(bot, emulator, bodies, args)
+            figures["queue"] = queue
         finally:
+            waitress_queue.removeHandler(queue)
+            waitress_queue.propagate = True
             services.close()
+    if probes is not None:
+        probes.report()
     _report(figures, args)
 
 
 def _run(bot: BotUnderTest, emulator: SlackEmulator, bodies: list[bytes], args: argparse.Namespace) -> dict[str, Any]:
     store = bot.services.store
-    sent = _send_all(bot.server.port, bodies, args.senders)
+    send = _send_from_child if args.senders_in == "process" else _send_all
+    sent = send(bot.server.port, bodies, args.senders)
     drained_at, _ = _wait_drained(store, args.drain_timeout)
     _wait_slack_quiet(emulator)
     counts, incidents, with_message, occurrences = _store_figures(store)
@@ -371,11 +500,16 @@ def _report(figures: dict[str, Any], args: argparse.Namespace) -> None:
     slack_calls = sum(calls.values())
     n = args.notifications
 
+    queue: _QueueDepth = figures["queue"]
     print(f"send phase: {n:,} notifications from {args.senders} senders in {wall:.2f} s → {accepted:.1f} accepted/s")
     print(f"/sns latency ms: p50 {p50:.1f}  p95 {p95:.1f}  p99 {p99:.1f}  max {max(ms):.1f}")
     print(
         f"answers: {dict(sorted(sent.statuses.items()))}  non-200: {non_200}"
         + (f"  rejections: {figures['rejections']}" if figures["rejections"] else "")
+    )
+    print(
+        f"waitress: {queue.warnings} 'Task queue depth' warnings, deepest queue {queue.max_depth} requests "
+        "waiting for a worker thread"
     )
     print(
         f"Slack calls: {slack_calls} ("
@@ -385,7 +519,11 @@ def _report(figures: dict[str, Any], args: argparse.Namespace) -> None:
         + f"); 429s while the senders were still sending: {figures['limited_during_send']}"
     )
     print(f"channel {CHANNEL}: {slack.parents} parent messages, {slack.replies} thread replies")
-    print(f"drained (no alert 'received' in the store) {figures['drain_s']:.1f} s after the first send")
+    floor = (slack.parents + slack.replies) / args.rate
+    print(
+        f"drained (no alert 'received' in the store) {figures['drain_s']:.1f} s after the first send; "
+        f"{slack.parents + slack.replies} messages at {args.rate:g}/s take at least {floor:.0f} s"
+    )
     print(f"store: alerts by status {figures['counts']}; lost {lost} (sent {n} - posted {posted})")
     print(
         f"store: {figures['incidents']} incidents, {figures['with_message']} with a Slack message, occurrences sum "
@@ -404,6 +542,14 @@ def _report(figures: dict[str, Any], args: argparse.Namespace) -> None:
         and slack.parent_counts == slack.announced == slack.named + slack.unnamed == n
     )
     print(f"every execution accounted for in the store and in Slack: {complete}")
+    verdicts = {
+        "p99 /sns < 200 ms while Slack throttles": p99 < 200,
+        f"parents <= {args.fingerprints} (one per fingerprint), repeats batched": (
+            slack.parents <= args.fingerprints and slack.replies < n - slack.parents
+        ),
+        "lost 0 and all 200": lost == 0 and non_200 == 0 and complete,
+    }
+    print("targets: " + "; ".join(f"{name}: {'met' if met else 'MISSED'}" for name, met in verdicts.items()))
     print(
         f"accepted={accepted:.1f} lost={lost} p99_ms={p99:.1f} parents={slack.parents} slack_calls={slack_calls} "
         f"drain_s={figures['drain_s']:.1f}"

@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -113,8 +114,8 @@ def build_app(
         settings: The settings.
         services: Clients and stores the listeners use.
         transport: ``http`` and ``lambda`` verify request signatures (the signing secret is required);
-            ``lambda`` also holds the response until lazy listeners are handed off
-            (``process_before_response``). ``socket`` needs no signing secret.
+            ``socket`` needs no signing secret. On every transport the ack runs before the response
+            (``process_before_response``) and slow work in lazy listeners on ``ETL_DOCTOR_WORKERS`` threads.
         client: Slack Web API client (default: `build_slack_client`).
         token_verification: Call ``auth.test`` now (fail fast at start-up) rather than on the first request.
 
@@ -128,8 +129,11 @@ def build_app(
         client=client or build_slack_client(settings),
         signing_secret=signing_secret or "socket-mode-requests-are-not-signed",
         request_verification_enabled=transport != "socket",
-        process_before_response=transport == "lambda",
+        # Acks run in the request's own thread on every transport: they only parse and ack, so Slack gets its
+        # answer at once even while every worker is busy with slow lazy work (measured in bench/actions.py).
+        process_before_response=True,
         token_verification_enabled=token_verification,
+        listener_executor=ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="etl-doctor-lazy"),
     )
     mention = AppMention(services)
     app.middleware(mention.drop_retried_events)

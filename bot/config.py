@@ -414,6 +414,13 @@ class Settings(BaseSettings):
     http_threads: int = Field(
         8, ge=1, le=256, validation_alias=_env("ETL_DOCTOR_HTTP_THREADS"), description="HTTP server worker threads."
     )
+    workers: int = Field(
+        16,
+        ge=2,
+        le=128,
+        validation_alias=_env("ETL_DOCTOR_WORKERS"),
+        description="Threads for slow work (diagnoses, actions' AWS calls); acks never wait for them.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias=_env("LOG_LEVEL"), description="Log level."
     )

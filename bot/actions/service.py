@@ -89,6 +89,11 @@ class ActionService:
         if not decision.allowed:
             self._audit(actor, kind, arn, "refused", pipeline, incident_id, detail=decision.reason)
             return Outcome("refused", decision.reason)
+        key = f"{kind}:{arn}"
+        with self._store.transaction() as uow:
+            existing = uow.action_requests.by_key(key)
+        if existing is not None and existing.status not in REOPENABLE:
+            return self._existing(existing, kind, actor)  # no AWS call: twenty clicks cost one preflight
         try:
             source = self._sfn.describe_execution(arn)
         except ExecutionNotFoundError as exc:
@@ -102,9 +107,9 @@ class ActionService:
                 return Outcome(
                     "refused",
                     f"Cannot redrive: {refusal}. A Retry starts it again from the beginning.",
-                    offer_retry=arn,
+                    offer_retry=incident_id or arn,
                 )
-            parameters = {"execution_arn": arn}
+            parameters = {"execution_arn": arn, "redrive_attempt": source.redrive_count + 1}
             details = (
                 f"Redrive `{source.name}` of `{source.state_machine_arn.rsplit(':', 1)[-1]}`: AWS re-runs it from the "
                 "failed state, keeping what succeeded (redrive "
@@ -162,16 +167,30 @@ class ActionService:
                     thread_ts=thread_ts or request.thread_ts,
                 )
                 uow.session.refresh(request)
-            elif not created and request.status in ACTIVE + DONE:
-                new = request.result.get("execution_arn", arn).rsplit(":", 1)[-1]
-                return Outcome(
-                    "info",
-                    f"{LABEL[kind]} of `{source.name}` was already done by <@{request.requested_by}>: "
-                    f"`{new}` is {request.status}.",
-                    request,
-                )
+            elif not created:
+                return self._existing(request, kind, actor)
         self._audit(actor, kind, arn, "requested", pipeline, request.incident_id, parameters=parameters)
         return Outcome("confirm", f"{LABEL[kind]}?", request, details)
+
+    def _existing(self, request: ActionRequest, kind: ActionKind, actor: Actor) -> Outcome:
+        """The answer when the same action on the same target was already asked for."""
+        name = _short(request.target)
+        if request.status in ACTIVE + DONE:
+            new = _short(request.result.get("execution_arn", request.target))
+            by = f"<@{request.requested_by}>"
+            return Outcome(
+                "info", f"{LABEL[kind]} of `{name}` was already done by {by}: `{new}` is {request.status}.", request
+            )
+        if request.requested_by != actor.user_id:
+            waiting = "their confirmation" if request.status == "awaiting_confirmation" else "a second person"
+            return Outcome(
+                "info",
+                f"<@{request.requested_by}> already asked to {LABEL[kind].lower()} `{name}`; waiting for {waiting}.",
+                request,
+            )
+        if request.status == "awaiting_approval":
+            return Outcome("info", "Your request is waiting for a second person to approve it.", request)
+        return Outcome("confirm", f"{LABEL[kind]}?", request, tuple(request.parameters.get("details", ())))
 
     def confirm(self, request_id: str, actor: Actor) -> Outcome:
         """The requester confirmed: run it, or ask a second person under the two-person rule."""
@@ -189,9 +208,7 @@ class ActionService:
                 )
             if not moved:
                 return self._already(request)
-            self._audit(
-                actor, request.action, request.target, "awaiting_approval", request.pipeline, request.incident_id
-            )
+            self._audit(actor, request.action, request.target, "approval_asked", request.pipeline, request.incident_id)
             approval = Outcome(
                 "approval",
                 f"Waiting for a second person: `{request.pipeline}` is under the two-person rule.",
@@ -221,8 +238,7 @@ class ActionService:
                 detail=decision.reason,
             )
             return Outcome("refused", decision.reason, request)
-        self._audit(actor, "approve", request.target, "approved", request.pipeline, request.incident_id)
-        return self._run(request, actor, ("awaiting_approval",))
+        return self._run(request, actor, ("awaiting_approval",), approval=True)
 
     def reject(self, request_id: str, actor: Actor) -> Outcome:
         """A second person (or the requester) turned the request down."""
@@ -253,17 +269,23 @@ class ActionService:
         self._audit(actor, request.action, request.target, "cancelled", request.pipeline, request.incident_id)
         return Outcome("done", "Cancelled; nothing was started.", request)
 
-    def _run(self, request: ActionRequest, actor: Actor, from_statuses: tuple[str, ...]) -> Outcome:
+    def _run(
+        self, request: ActionRequest, actor: Actor, from_statuses: tuple[str, ...], *, approval: bool = False
+    ) -> Outcome:
         with self._store.transaction() as uow:
             moved = uow.action_requests.transition(
                 request.id, from_statuses, "running", at=self._clock(), decided_by=actor.user_id
             )
         if not moved:
             return self._already(request)
+        if approval:  # recorded only for the approval that took effect
+            self._audit(actor, "approve", request.target, "approved", request.pipeline, request.incident_id)
         label = LABEL[request.action]
         try:
             if request.action == "redrive":
-                redriven = self._sfn.redrive_execution(request.target, client_token=request.id)
+                # one token per attempt: a repeat of this attempt cannot redrive twice, a later attempt can
+                attempt = int(request.parameters.get("redrive_attempt", 1))
+                redriven = self._sfn.redrive_execution(request.target, client_token=f"{request.id}-{attempt}")
                 result = {"execution_arn": request.target, "redrive_date": redriven.isoformat()}
                 summary = f"redrove `{_short(request.target)}`"
             else:

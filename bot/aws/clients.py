@@ -25,6 +25,7 @@ class AwsClients:
         credentials: Static (access key id, secret) pair; only the sandbox and tests pass this.
         connect_timeout: Seconds to wait for a connection.
         read_timeout: Seconds to wait for a response.
+        max_pool_connections: Connections kept per client (as many as threads that call AWS at once).
     """
 
     def __init__(
@@ -36,12 +37,14 @@ class AwsClients:
         credentials: tuple[str, str] | None = None,
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
+        max_pool_connections: int = 10,
     ) -> None:
         self._region = region
         self.endpoint_url = endpoint_url
         self._max_attempts = max_attempts
         self._credentials = credentials
         self._timeouts = (connect_timeout, read_timeout)
+        self._pool = max_pool_connections
         self._lock = threading.Lock()
         self._session: boto3.Session | None = None
         self._clients: dict[str, Any] = {}
@@ -55,6 +58,7 @@ class AwsClients:
             region=settings.aws_region,
             endpoint_url=settings.aws_endpoint_url,
             max_attempts=settings.aws_max_attempts,
+            max_pool_connections=max(10, settings.workers + 4),
             **kwargs,
         )
 
@@ -87,6 +91,7 @@ class AwsClients:
                 connect_timeout=self._timeouts[0],
                 read_timeout=self._timeouts[1],
                 user_agent_extra="etl-doctor",
+                max_pool_connections=self._pool,
             )
             created = self._boto_session().client(  # type: ignore[call-overload]
                 service, endpoint_url=self.endpoint_url, config=config

@@ -195,10 +195,27 @@ def test_redrive_is_preflighted_confirmed_and_run(
     assert "redrove `run-2025-02-18`" in done["text"]
     described = replay_describe(replay, ARN)
     assert (described["status"], described["redriveCount"]) == ("RUNNING", 1)
-    # a redrive of a run that cannot be redriven any more says why and offers a retry
-    (refused,) = click(bot, slack_emulator, parent, "etl.redrive", BOB)
-    assert refused["text"].startswith("Cannot redrive: `run-2025-02-18` is RUNNING")
-    assert element(refused, "etl.retry")["value"]
+    # a second click on Redrive does not redrive twice
+    (again,) = click(bot, slack_emulator, parent, "etl.redrive", BOB)
+    assert again["text"] == "Redrive of `run-2025-02-18` was already done by <@U0ALICE>: `run-2025-02-18` is started."
+    # once the redriven run succeeds, the request says so
+    replay.finish_execution(ARN, "SUCCEEDED")
+    bot.services.actions.follow()
+    (done,) = click(bot, slack_emulator, parent, "etl.redrive", BOB)
+    assert done["text"].endswith("`run-2025-02-18` is succeeded.")
+
+
+def test_a_redrive_that_cannot_run_says_why_and_offers_a_retry(
+    bot: BotUnderTest, slack_emulator: SlackEmulator, replay: AwsReplay
+) -> None:
+    parent = alert(bot, slack_emulator)
+    (confirmation,) = click(bot, slack_emulator, parent, "etl.retry", ALICE)
+    click(bot, slack_emulator, confirmation, "etl.confirm", ALICE)
+    (started,) = replay.started_executions()
+    replay.finish_execution(started["executionArn"], "SUCCEEDED")
+    (refused,) = bot.requests.slash(f"redrive {started['executionArn']}", user_id=ALICE).responses
+    assert refused["text"].startswith("Cannot redrive: `run-2025-02-18-retry-1` SUCCEEDED")
+    assert element(refused, "etl.retry")["value"] == started["executionArn"]
 
 
 def test_cancel_leaves_nothing_started(bot: BotUnderTest, slack_emulator: SlackEmulator, replay: AwsReplay) -> None:

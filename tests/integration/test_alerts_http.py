@@ -122,7 +122,20 @@ def test_a_step_functions_failure_is_posted_at_once_then_enriched_with_the_diagn
     assert parent["text"] == "policies-etl: execution run-2025-02-18 FAILED"
     assert "out of memory" in blocks_text(parent)
     buttons = [e for b in parent["blocks"] if b["type"] == "actions" for e in b["elements"]]
-    assert [(b["text"]["text"], b["action_id"]) for b in buttons] == [("Why", "etl.why"), ("Logs", "etl.alert_logs")]
+    assert [b["action_id"] for b in buttons] == [
+        "etl.why",
+        "etl.alert_logs",
+        "etl.retry",
+        "etl.redrive",
+        "etl.ack",
+        "etl.snooze",
+    ]
+    # Why and Logs carry the execution (read-only); the actions carry only the incident's opaque id
+    assert (
+        buttons[0]["value"] == buttons[1]["value"] == MACHINE.replace("stateMachine", "execution") + ":run-2025-02-18"
+    )
+    assert len({buttons[2]["value"], buttons[3]["value"], buttons[4]["value"]}) == 1
+    assert all(len(b["value"]) == 32 for b in buttons[2:5])
     # the diagnosis follows the ECS task into its logs and updates the same message
     enriched = wait_until(
         lambda: [m for m in parents(slack_emulator) if "java.lang.OutOfMemoryError" in blocks_text(m)], timeout=20
