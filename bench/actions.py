@@ -523,7 +523,7 @@ def main() -> None:
 
     else:
         send = click_all
-    workers = f"{args.listener_workers} threads (what-if)" if args.listener_workers else "Bolt's default, 5 threads"
+    workers = f"{args.listener_workers} threads (what-if)" if args.listener_workers else "ETL_DOCTOR_WORKERS (default 16)"
     confirmer = f"the requester, {args.clicks} times" if args.confirm_by == "requester" else "each user"
     print(
         f"{args.clicks} users granted retry on policies-etl ({args.grant}); clicks from "

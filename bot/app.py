@@ -76,13 +76,13 @@ def _attach_slack(services: Services, client: WebClient) -> None:
     services.attach_slack(SlackChat(client), SlackUsergroups(client))
 
 
-def build_alert_service(settings: Settings, services: Services) -> AlertService:
+def build_alert_service(settings: Settings, services: Services, *, defer_grouping: bool = False) -> AlertService:
     """The alert pipeline posting through this settings' Slack (token and API URL)."""
     from bot.alerts.service import AlertService
     from handlers.slack_chat import SlackChat
 
     chat = SlackChat(build_slack_client(settings, retry_rate_limits=False)) if settings.slack_bot_token else None
-    return AlertService(services, chat)
+    return AlertService(services, chat, defer_grouping=defer_grouping)
 
 
 def check_transport_settings(settings: Settings, transport: Transport, *, client_given: bool = False) -> None:
@@ -188,7 +188,7 @@ def serve(
     services = services or Services(settings)
     services.store  # noqa: B018 - open and schema-check the store now: fail at start, not on the first alert
     app = build_app(settings, services, transport=transport, token_verification=True)
-    alerts = build_alert_service(settings, services)
+    alerts = build_alert_service(settings, services, defer_grouping=True)  # /sns answers after one INSERT
     sns = SnsEndpoint(alerts.ingest)
     socket_handler = None
     if app_token:

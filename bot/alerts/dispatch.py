@@ -126,6 +126,7 @@ class AlertDispatcher:
         enricher: Diagnoses an execution ARN for the parent message (None: no enrichment).
         max_backoff: Longest wait between attempts while Slack is unreachable, in seconds.
         project: etl-doctor.yml (which pipelines can be retried with more memory).
+        grouper: Groups an alert stored with deferred grouping (``AlertIntake.group``).
     """
 
     def __init__(
@@ -137,6 +138,7 @@ class AlertDispatcher:
         enricher: Enricher | None = None,
         max_backoff: float = 30.0,
         project: ProjectConfig | None = None,
+        grouper: Callable[[int], object] | None = None,
     ) -> None:
         self._store = store
         self._chat = chat
@@ -144,6 +146,7 @@ class AlertDispatcher:
         self._enricher = enricher
         self._max_backoff = max_backoff
         self._project = project
+        self._grouper = grouper
         self._holder = uuid.uuid4().hex
         self._incident_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -171,6 +174,11 @@ class AlertDispatcher:
                     if not batch:
                         break
                     self._renew_lease()
+                    ungrouped = [row.id for row in batch if row.payload.get("grouped") is False]
+                    if ungrouped and self._grouper is not None:
+                        for alert_id in ungrouped:  # in arrival order, so the first of a storm heads the thread
+                            self._grouper(alert_id)
+                        continue  # read the batch again: grouped rows have their incident (or were only recorded)
                     self._post_batch(batch, report, stop, deadline)
                 self._queue_missed_enrichments(report)
             except _StoppedError:

@@ -121,7 +121,7 @@ class AlertIngest:
             return self._store(_unsubscribed(envelope), envelope.raw)
         if envelope.type != NOTIFICATION:  # pragma: no cover - parse_envelope accepts only the three types
             return self._reject(400, "not_sns", f"unknown SNS message type {envelope.type}")
-        return self._store(normalise(envelope.raw), envelope.raw)
+        return self._store_raw(envelope)
 
     def _subscription(self, envelope: SnsEnvelope) -> Reply:
         allowed = [topic.arn for topic in self._project.sns_topics]
@@ -184,8 +184,13 @@ class AlertIngest:
             return Reply(200, {"duplicate": True})
         return Reply(200, {"stored": result.alert_id, "incident": result.incident_id})
 
-    def _accept(self, alert: Alert, raw: bytes | dict[str, Any]) -> IntakeResult:
-        result = self._intake.accept(alert, raw)
+    def _store_raw(self, envelope: SnsEnvelope) -> Reply:
+        result = self._count(self._intake.accept_raw(envelope.raw, delivery_id=envelope.message_id))
+        if result.outcome == "duplicate":
+            return Reply(200, {"duplicate": True})
+        return Reply(200, {"stored": result.alert_id, "incident": result.incident_id})
+
+    def _count(self, result: IntakeResult) -> IntakeResult:
         with self._lock:
             if result.outcome == "duplicate":
                 self.duplicates += 1
@@ -194,6 +199,9 @@ class AlertIngest:
         if result.outcome == "stored":
             self._on_stored()
         return result
+
+    def _accept(self, alert: Alert, raw: bytes | dict[str, Any]) -> IntakeResult:
+        return self._count(self._intake.accept(alert, raw))
 
     def _reject(self, status: int, kind: str, reason: str) -> Reply:
         with self._lock:

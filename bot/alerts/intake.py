@@ -1,4 +1,4 @@
-"""Store an alert and group it into its incident, in one transaction, before anyone answers 200."""
+"""Store an alert before anyone answers 200, and group it into its incident (at once, or by the dispatcher)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from bot.alerts.model import Alert
+from bot.alerts.normalize import normalise
 from bot.alerts.routing import channel_for, route
 from bot.config import ProjectConfig
-from bot.store.db import Store
+from bot.store.db import Store, UnitOfWork
+from bot.store.models import Alert as AlertRow
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +30,7 @@ class IntakeResult:
 
     Attributes:
         outcome: ``stored`` or ``duplicate`` (a redelivery: nothing changes, nothing is posted).
-        alert: The routed alert.
+        alert: The routed alert (None when it was stored raw, to be understood by the dispatcher).
         alert_id: The stored row's id (None for a duplicate).
         incident_id: The incident it opened or joined, if any.
         new_incident: Whether this delivery opened the incident.
@@ -37,7 +39,7 @@ class IntakeResult:
     """
 
     outcome: Outcome
-    alert: Alert
+    alert: Alert | None
     alert_id: int | None = None
     incident_id: str | None = None
     new_incident: bool = False
@@ -51,7 +53,7 @@ def dedupe_key(alert: Alert, raw: str | bytes | dict[str, Any] | None) -> str:
     Without a payload, the alert itself is hashed.
     """
     if alert.delivery_id:
-        return f"{alert.source}:{alert.delivery_id}"[:256]
+        return f"delivery:{alert.delivery_id}"[:256]
     if raw is None:
         body = json.dumps(alert.to_json(), sort_keys=True).encode()
     elif isinstance(raw, dict):
@@ -72,19 +74,24 @@ class AlertIntake:
         clock: Returns the current UTC time.
     """
 
-    def __init__(self, store: Store, project: ProjectConfig, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, store: Store, project: ProjectConfig, clock: Callable[[], datetime], *, defer_grouping: bool = False
+    ) -> None:
         self._store = store
         self._project = project
         self._clock = clock
+        self._defer = defer_grouping
 
     def accept(self, alert: Alert, raw: str | bytes | dict[str, Any] | None = None) -> IntakeResult:
-        """Route, store and group one alert; a second delivery with the same id changes nothing."""
+        """Route and store one alert, and group it (now, or later by :meth:`group` when deferred).
+
+        A second delivery with the same id changes nothing. Deferred grouping keeps the `/sns` answer to
+        one INSERT: the dispatcher groups what is pending, in order, before posting it.
+        """
         alert = route(alert, self._project)
         now = self._clock()
-        at = alert.occurred_at or now
         channel = channel_for(alert, self._project)
-        payload: dict[str, Any] = {"alert": alert.to_json(), "raw": _raw_excerpt(raw)}
-        window = timedelta(minutes=self._project.alerts.group_window_minutes)
+        payload: dict[str, Any] = {"alert": alert.to_json(), "raw": _raw_excerpt(raw), "grouped": not self._defer}
         with self._store.transaction() as uow:
             row = uow.alerts.add(
                 dedupe_key=dedupe_key(alert, raw),
@@ -96,40 +103,80 @@ class AlertIntake:
             )
             if row is None:
                 return IntakeResult("duplicate", alert)
-            if alert.status == "failing":
-                assert alert.fingerprint is not None  # set by route()
-                incident, created = uow.incidents.record_occurrence(
-                    fingerprint=alert.fingerprint,
-                    title=alert.title,
-                    at=at,
-                    pipeline=alert.pipeline,
-                    severity=alert.severity,
-                    execution_arn=alert.resources.get("execution_arn"),
-                    error_class=alert.category,
-                    details={"alert": alert.to_json(), "channel": channel},
-                    resolve_key=alert.resolve_key,
-                    window=window,
-                )
-                row.incident_id = incident.id
-                return IntakeResult("stored", alert, row.id, incident.id, created, to_post=channel is not None)
-            open_incidents = uow.incidents.open_for_resolve_key(alert.resolve_key) if alert.resolve_key else []
-            if alert.status == "resolved":
-                by = _resolved_by(alert)
-                resolved = tuple(i.id for i in open_incidents if uow.incidents.resolve(i.id, at, by=by))
-                posted = [i for i in open_incidents if i.id in resolved and i.slack_ts]
-                row.payload = {**payload, "resolves": list(resolved)}
-                row.incident_id = resolved[0] if resolved else None
-                if not resolved:
-                    row.status = "recorded"
-                return IntakeResult(
-                    "stored", alert, row.id, row.incident_id, resolved=resolved, to_post=bool(resolved) or bool(posted)
-                )
-            # info: a note in the thread of the incident it concerns, else only recorded
-            if open_incidents:
-                row.incident_id = open_incidents[0].id
-                return IntakeResult("stored", alert, row.id, row.incident_id, to_post=True)
-            row.status = "recorded"
-            return IntakeResult("stored", alert, row.id)
+            if self._defer:
+                return IntakeResult("stored", alert, row.id, to_post=True)
+            return self._group(uow, row, alert)
+
+    def accept_raw(self, document: dict[str, Any], *, delivery_id: str) -> IntakeResult:
+        """Store a verified delivery as it came (one INSERT); the dispatcher understands and groups it later.
+
+        This is what `/sns` does on a long-lived server: its answer waits for nothing but the store.
+        """
+        if not self._defer:
+            return self.accept(normalise(document), document)
+        with self._store.transaction() as uow:
+            row = uow.alerts.add(
+                dedupe_key=f"delivery:{delivery_id}"[:256],
+                source="unread",
+                received_at=self._clock(),
+                subject=str(document.get("Subject") or "")[:500],
+                payload={"raw": document, "grouped": False},
+            )
+        if row is None:
+            return IntakeResult("duplicate", None)
+        return IntakeResult("stored", None, row.id, to_post=True)
+
+    def group(self, alert_id: int) -> IntakeResult | None:
+        """Group a stored alert whose grouping was deferred (None when it was grouped already)."""
+        with self._store.transaction() as uow:
+            row = uow.alerts.get(alert_id)
+            if row is None or row.payload.get("grouped", True):
+                return None
+            if "alert" in row.payload:
+                alert = Alert.from_json(row.payload["alert"])
+            else:  # stored raw: understand it now
+                alert = route(normalise(row.payload.get("raw") or ""), self._project)
+                row.source = alert.source
+                row.subject = (alert.subject or alert.title)[:500]
+                row.channel = channel_for(alert, self._project)
+                row.payload = {**row.payload, "alert": alert.to_json()}
+            return self._group(uow, row, alert)
+
+    def _group(self, uow: UnitOfWork, row: AlertRow, alert: Alert) -> IntakeResult:
+        at = alert.occurred_at or row.received_at
+        window = timedelta(minutes=self._project.alerts.group_window_minutes)
+        row.payload = {**row.payload, "grouped": True}
+        if alert.status == "failing":
+            assert alert.fingerprint is not None  # set by route()
+            incident, created = uow.incidents.record_occurrence(
+                fingerprint=alert.fingerprint,
+                title=alert.title,
+                at=at,
+                pipeline=alert.pipeline,
+                severity=alert.severity,
+                execution_arn=alert.resources.get("execution_arn"),
+                error_class=alert.category,
+                details={"alert": alert.to_json(), "channel": row.channel},
+                resolve_key=alert.resolve_key,
+                window=window,
+            )
+            row.incident_id = incident.id
+            return IntakeResult("stored", alert, row.id, incident.id, created, to_post=row.channel is not None)
+        open_incidents = uow.incidents.open_for_resolve_key(alert.resolve_key) if alert.resolve_key else []
+        if alert.status == "resolved":
+            by = _resolved_by(alert)
+            resolved = tuple(i.id for i in open_incidents if uow.incidents.resolve(i.id, at, by=by))
+            row.payload = {**row.payload, "resolves": list(resolved)}
+            row.incident_id = resolved[0] if resolved else None
+            if not resolved:
+                row.status = "recorded"
+            return IntakeResult("stored", alert, row.id, row.incident_id, resolved=resolved, to_post=bool(resolved))
+        # info: a note in the thread of the incident it concerns, else only recorded
+        if open_incidents:
+            row.incident_id = open_incidents[0].id
+            return IntakeResult("stored", alert, row.id, row.incident_id, to_post=True)
+        row.status = "recorded"
+        return IntakeResult("stored", alert, row.id)
 
 
 def _resolved_by(alert: Alert) -> str:

@@ -20,14 +20,23 @@ class AlertService:
     Args:
         services: Settings, store, AWS clients, clock, SNS certificates.
         chat: Slack (None: alerts are stored but not posted, e.g. `etl-doctor alerts pending`).
+        defer_grouping: Store only, on the request path, and group in the dispatcher (long-lived servers,
+            where the dispatcher runs all the time); False groups at once (Lambda, the CLI).
     """
 
-    def __init__(self, services: Services, chat: Chat | None) -> None:
+    def __init__(self, services: Services, chat: Chat | None, *, defer_grouping: bool = False) -> None:
         project = services.settings.project
-        self.intake = AlertIntake(services.store, project, services.clock)
+        self.intake = AlertIntake(services.store, project, services.clock, defer_grouping=defer_grouping)
         enricher = diagnosis_enricher(services) if project.alerts.enrich else None
         self.dispatcher = (
-            AlertDispatcher(services.store, chat, clock=services.clock, enricher=enricher, project=project)
+            AlertDispatcher(
+                services.store,
+                chat,
+                clock=services.clock,
+                enricher=enricher,
+                project=project,
+                grouper=self.intake.group,
+            )
             if chat
             else None
         )
