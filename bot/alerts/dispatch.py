@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 LEASE_NAME = "alert-dispatch"
 LEASE_TTL = timedelta(seconds=120)
 BATCH = 500
+SETTLE, SETTLE_MAX = 0.25, 2.0  # seconds: how long a burst of alerts may keep arriving before it is posted
 ENRICH_WITHIN = timedelta(hours=1)  # alerts older than this are not diagnosed after the fact
 NO_CHANNEL = "no Slack channel for this alert: set default_channel (or pipelines.<name>.channel) in etl-doctor.yml"
 T = TypeVar("T")
@@ -178,6 +179,7 @@ class AlertDispatcher:
                     if ungrouped and self._grouper is not None:
                         for alert_id in ungrouped:  # in arrival order, so the first of a storm heads the thread
                             self._grouper(alert_id)
+                            time.sleep(0.001)  # let a waiting /sns request have the store between two groupings
                         continue  # read the batch again: grouped rows have their incident (or were only recorded)
                     self._post_batch(batch, report, stop, deadline)
                 self._queue_missed_enrichments(report)
@@ -499,4 +501,17 @@ class DispatcherThread:
                     self._pool.submit(self._dispatcher.enrich, incident_id)
             except Exception:
                 logger.exception("alert dispatch failed; retrying in %.0f s", self._poll)
-            self._wake.wait(self._poll)
+            if self._wake.wait(self._poll):
+                self._settle()
+
+    def _settle(self) -> None:
+        """Let a burst finish arriving (quiet for ``SETTLE`` s, at most ``SETTLE_MAX`` s) before draining it.
+
+        During a storm this keeps the store and the interpreter for `/sns` (whose answer SNS waits for) and
+        puts more repeats into each thread reply.
+        """
+        started = time.monotonic()
+        while time.monotonic() - started < SETTLE_MAX and not self._stop.is_set():
+            self._wake.clear()
+            if not self._wake.wait(SETTLE):
+                return
