@@ -523,7 +523,8 @@ def main() -> None:
 
     else:
         send = click_all
-    workers = f"{args.listener_workers} threads (what-if)" if args.listener_workers else "ETL_DOCTOR_WORKERS (default 16)"
+    default_workers = "ETL_DOCTOR_WORKERS (default 16)"
+    workers = f"{args.listener_workers} threads (what-if)" if args.listener_workers else default_workers
     confirmer = f"the requester, {args.clicks} times" if args.confirm_by == "requester" else "each user"
     print(
         f"{args.clicks} users granted retry on policies-etl ({args.grant}); clicks from "

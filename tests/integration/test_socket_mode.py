@@ -50,7 +50,13 @@ def test_usage_error_travels_in_the_ack(bot_socket: BotUnderTest, slack_emulator
 def test_health_reports_the_websocket(bot_socket: BotUnderTest) -> None:
     with urllib.request.urlopen(bot_socket.base_url + "/healthz", timeout=5) as response:
         document = json.load(response)
-    assert document == {"status": "ok", "transport": "socket_mode", "version": document["version"], "connected": True}
+    assert document == {
+        "status": "ok",
+        "transport": "socket_mode",
+        "version": document["version"],
+        "connected": True,
+        "alerts": {"accepted": 0, "duplicates": 0, "rejected": {}},  # /sns is served in Socket Mode too
+    }
 
 
 def test_no_slack_endpoint_over_http_in_socket_mode(bot_socket: BotUnderTest) -> None:
