@@ -77,6 +77,9 @@ class PipelineConfig(BaseModel):
             "Batch queues or jobs, CloudWatch alarms), so their alerts are routed to this pipeline."
         ),
     )
+    environment: str | None = Field(
+        None, description="An environment tag (`prod`, `staging`…) that permission grants can name."
+    )
     retry_resources: RetryResources | None = Field(
         None, description="Where the input sets memory, so an out-of-memory failure can be retried with more."
     )
@@ -194,6 +197,9 @@ class PermissionGrant(BaseModel):
 
     actions: tuple[ActionName, ...] = Field(min_length=1, description="Actions granted.")
     pipelines: tuple[str, ...] = Field(("*",), description="Pipelines they apply to (`*`: all).")
+    environments: tuple[str, ...] = Field(
+        (), description="Only pipelines with one of these `environment` tags (empty: any)."
+    )
     users: tuple[str, ...] = Field((), description="Slack user ids (U…).")
     usergroups: tuple[str, ...] = Field(
         (), description="Slack user group ids (S…), resolved with usergroups.users.list."

@@ -25,6 +25,7 @@ def actor_of(body: dict[str, Any]) -> Actor:
         user_id=str((body.get("user") or {}).get("id", "")),
         channel_id=channel.get("id") or (body.get("container") or {}).get("channel_id"),
         channel_name=channel.get("name"),
+        message_ts=(body.get("container") or {}).get("message_ts") or (body.get("message") or {}).get("ts"),
     )
 
 

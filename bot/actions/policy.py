@@ -25,11 +25,20 @@ class Actor:
         user_id: Slack user id (U…).
         channel_id: The channel the request came from (C…), when known.
         channel_name: Its name without ``#``, when known.
+        message_ts: The message clicked (or typed) in, when known.
     """
 
     user_id: str
     channel_id: str | None = None
     channel_name: str | None = None
+    message_ts: str | None = None
+
+    @property
+    def message_link(self) -> str | None:
+        """A link to the Slack message the request was made from (for the audit), when known."""
+        if self.channel_id and self.message_ts:
+            return f"https://slack.com/archives/{self.channel_id}/p{self.message_ts.replace('.', '')}"
+        return self.channel_id
 
     @property
     def mention(self) -> str:
@@ -65,10 +74,14 @@ class Policy:
     def check(self, action: str, pipeline: str | None, actor: Actor) -> Decision:
         """May ``actor`` do ``action`` on ``pipeline`` from the channel they are in?"""
         what = f"`{action}` on `{pipeline or 'this target'}`"
+        config = self._project.pipelines.get(pipeline or "")
+        environment = config.environment if config else None
         grants = [
             (index, g)
             for index, g in enumerate(self._project.permissions)
-            if action in g.actions and ("*" in g.pipelines or (pipeline is not None and pipeline in g.pipelines))
+            if action in g.actions
+            and ("*" in g.pipelines or (pipeline is not None and pipeline in g.pipelines))
+            and (not g.environments or (environment is not None and environment in g.environments))
         ]
         if not grants:
             return Decision(False, f"nobody may {what} yet: {README_HINT}")

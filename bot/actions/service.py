@@ -478,7 +478,7 @@ class ActionService:
                 incident_id=incident_id,
                 parameters=parameters,
                 detail=detail,
-                slack_link=actor.channel_id,
+                slack_link=actor.message_link,
             )
 
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.actions.model import LABEL, Outcome
 from bot.commands import ACTION_APPROVE, ACTION_CANCEL, ACTION_CONFIRM, ACTION_REJECT, ACTION_RETRY
-from bot.render.blocks import actions, button, context, escape, section
+from bot.render.blocks import actions, button, context, escape, link, section
 from bot.render.limits import finish_message
 
 if TYPE_CHECKING:
@@ -72,6 +72,8 @@ def render_audit(records: list[ActionRecord], *, pipeline: str | None) -> dict[s
         icon = AUDIT_ICONS.get(record.outcome, ":small_blue_diamond:")
         target = record.target.rsplit(":", 1)[-1]
         detail = f" — {escape(record.detail[:160])}" if record.detail else ""
+        if record.slack_link and record.slack_link.startswith("https://"):
+            detail += f" ({link(record.slack_link, 'message')})"
         lines.append(
             f"{icon} {record.at:%Y-%m-%d %H:%M} <@{record.actor}> {record.action} `{escape(target)}` "
             f"*{record.outcome}*{detail}"

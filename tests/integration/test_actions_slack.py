@@ -142,6 +142,8 @@ def test_a_refused_click_names_the_missing_permission_and_is_audited(
     with bot.services.store.transaction() as uow:
         (record,) = uow.audit.recent()
         assert (record.actor, record.action, record.outcome) == (MALLORY, "retry", "refused")
+        channel = slack_emulator.channel_id(CHANNEL)
+        assert record.slack_link == f"https://slack.com/archives/{channel}/p{parent['ts'].replace('.', '')}"
 
 
 def test_retry_confirm_start_follow_and_resolve(

@@ -126,3 +126,27 @@ def test_redrive_preflight_says_exactly_why_not() -> None:
     assert "15 days ago" in (redrive_refusal(execution(stopped=timedelta(days=15)), "STANDARD", NOW) or "")
     assert "NOT_REDRIVABLE" in (redrive_refusal(execution(redriveStatus="NOT_REDRIVABLE"), "STANDARD", NOW) or "")
     assert "RUNNING" in (redrive_refusal(execution(status="RUNNING"), "STANDARD", NOW) or "")
+
+
+def test_grants_can_name_environments_instead_of_pipelines() -> None:
+    project = ProjectConfig.model_validate(
+        {
+            "pipelines": {
+                "policies-etl": {"state_machine_arn": MACHINE, "environment": "prod"},
+                "policies-etl-dev": {"state_machine_arn": MACHINE + "-dev", "environment": "dev"},
+                "untagged": {"state_machine_arn": MACHINE + "-x"},
+            },
+            "permissions": [{"actions": ["retry"], "environments": ["dev"], "users": ["U0DEV"]}],
+        }
+    )
+    policy = Policy(project, Directory({}))
+    assert policy.check("retry", "policies-etl-dev", Actor("U0DEV")).allowed
+    assert not policy.check("retry", "policies-etl", Actor("U0DEV")).allowed
+    assert not policy.check("retry", "untagged", Actor("U0DEV")).allowed
+
+
+def test_an_actor_links_to_the_message_it_clicked_in() -> None:
+    assert Actor("U0A", "C0ETL", message_ts="1700000000.000100").message_link == (
+        "https://slack.com/archives/C0ETL/p1700000000000100"
+    )
+    assert Actor("U0A", "C0ETL").message_link == "C0ETL"
