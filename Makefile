@@ -61,6 +61,8 @@ bench: $(VENV)/.dev-installed
 	$(PY) bench/lambda_cold_start.py --artifact
 	$(PY) bench/why_calls.py
 	$(PY) bench/classify_accuracy.py
+	$(PY) bench/actions.py
+	$(PY) bench/alert_storm.py
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache *.egg-info
