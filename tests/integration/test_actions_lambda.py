@@ -34,8 +34,7 @@ from bot.services import Services
 from handlers.lambda_handler import build_handler
 from tests.conftest import SIGNING_SECRET
 from tests.integration.test_actions_slack import ALICE, ARN, BOB, CAROL, MALLORY, PROJECT, RUN, element
-from tests.integration.test_alerts_http import CHANNEL, blocks_text, parents
-from tests.support.alerts import sfn_event
+from tests.support.alerts import CHANNEL, blocks_text, parents, sfn_event
 from tests.support.apigw import apigw_event
 from tests.support.lambda_invoke import LambdaContext, LoopbackLambda
 

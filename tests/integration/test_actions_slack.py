@@ -20,11 +20,9 @@ from bot.config import Settings
 from bot.sandbox.aws_replay import AwsReplay
 from bot.sandbox.slack_emulator import SlackEmulator
 from bot.sandbox.slack_payloads import FORM_CONTENT_TYPE, block_actions, interactive_body, post, signed_request
-from bot.services import Services
 from tests.conftest import SIGNING_SECRET
-from tests.integration.test_alerts_http import CHANNEL, SIGNER, blocks_text, notify, parents, wait_until
-from tests.support.alerts import MACHINE, sfn_event
-from tests.support.bot import BotUnderTest, running_bot
+from tests.support.alerts import CHANNEL, MACHINE, SIGNER, blocks_text, notify, parents, sfn_event, wait_until
+from tests.support.bot import BotStarter, BotUnderTest
 
 RUN = "run-2025-02-18"
 ARN = MACHINE.replace(":stateMachine:", ":execution:") + f":{RUN}"
@@ -56,24 +54,9 @@ def start_bot(
 ) -> Iterator[Callable[..., BotUnderTest]]:
     load("ecs_oom")
     slack_emulator.add_usergroup("S0ONCALL", [CAROL])
-    started: list[Any] = []
-
-    def start(project: str = PROJECT) -> BotUnderTest:
-        settings = make_settings(
-            project,
-            SLACK_API_URL=slack_emulator.api_url,
-            AWS_ENDPOINT_URL=replay.endpoint_url,
-            ETL_DOCTOR_HTTP_HOST="127.0.0.1",
-            PORT=0,
-        )
-        services = Services(settings, aws=replay_aws, sns_certificates=PinnedCertificate(SIGNER.pem))
-        context = running_bot(settings, services, slack_emulator)
-        started.append(context)
-        return context.__enter__()
-
-    yield start
-    for context in reversed(started):
-        context.__exit__(None, None, None)
+    certificates = PinnedCertificate(SIGNER.pem)
+    with BotStarter(make_settings, slack_emulator, replay, replay_aws, PROJECT, certificates) as starter:
+        yield starter.start
 
 
 @pytest.fixture

@@ -18,63 +18,22 @@ from bot.config import Settings
 from bot.sandbox.aws_replay import AwsReplay
 from bot.sandbox.slack_emulator import SlackEmulator
 from bot.sandbox.slack_payloads import FORM_CONTENT_TYPE, block_actions, interactive_body, post, signed_request
-from bot.services import Services
 from tests.conftest import SIGNING_SECRET
-from tests.support.alerts import FIXTURES, MACHINE, fixture, sfn_event
-from tests.support.bot import BotUnderTest, running_bot
-from tests.support.sns_signing import TestSigner
-
-CHANNEL = "#etl-alerts"
-PROJECT = f"""
-default_channel: "{CHANNEL}"
-pipelines:
-  policies-etl:
-    state_machine_arn: {MACHINE}
-    resources: [policies-loader, policies-etl-*]
-sns_topics:
-  - arn:aws:sns:us-east-1:123456789012:etl-*
-"""
-SIGNER = TestSigner.shared()
-
-
-def send(bot: BotUnderTest, document: dict[str, Any] | bytes, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    """POST a body to /sns as SNS does (text/plain, JSON inside); return status and JSON answer."""
-    body = document if isinstance(document, bytes) else json.dumps(document).encode()
-    request = urllib.request.Request(
-        f"{bot.base_url}/sns",
-        data=body,
-        method="POST",
-        headers={"Content-Type": "text/plain; charset=UTF-8", **(headers or {})},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
-
-
-def notify(bot: BotUnderTest, message: dict[str, Any] | str, **kwargs: Any) -> tuple[int, Any]:
-    """Sign a Notification carrying ``message`` and post it."""
-    text = message if isinstance(message, str) else json.dumps(message)
-    return send(bot, SIGNER.notification(text, **kwargs))
-
-
-def parents(emulator: SlackEmulator) -> list[dict[str, Any]]:
-    return [m for m in emulator.messages(CHANNEL) if m.get("thread_ts", m["ts"]) == m["ts"]]
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
-def blocks_text(message: dict[str, Any]) -> str:
-    return json.dumps(message.get("blocks", []), ensure_ascii=False)
+from tests.support.alerts import (
+    CHANNEL,
+    FIXTURES,
+    MACHINE,
+    PROJECT,
+    SIGNER,
+    blocks_text,
+    fixture,
+    notify,
+    parents,
+    send,
+    sfn_event,
+    wait_until,
+)
+from tests.support.bot import BotStarter, BotUnderTest
 
 
 @pytest.fixture
@@ -84,28 +43,11 @@ def start_bot(
     replay: AwsReplay,
     replay_aws: AwsClients,
     load: Callable[[str], dict[str, Any]],
-) -> Iterator[Callable[..., Any]]:
+) -> Iterator[Callable[..., BotUnderTest]]:
     load("ecs_oom")
-    started: list[Any] = []
-
-    def start(project: str = PROJECT, **environ: Any) -> Any:
-        settings = make_settings(
-            project,
-            SLACK_API_URL=environ.pop("SLACK_API_URL", slack_emulator.api_url),
-            AWS_ENDPOINT_URL=replay.endpoint_url,
-            ETL_DOCTOR_HTTP_HOST="127.0.0.1",
-            PORT=0,
-            **environ,
-        )
-        services = Services(settings, aws=replay_aws, sns_certificates=PinnedCertificate(SIGNER.pem))
-        context = running_bot(settings, services, slack_emulator)
-        running = context.__enter__()
-        started.append(context)
-        return running
-
-    yield start
-    for context in reversed(started):
-        context.__exit__(None, None, None)
+    certificates = PinnedCertificate(SIGNER.pem)
+    with BotStarter(make_settings, slack_emulator, replay, replay_aws, PROJECT, certificates) as starter:
+        yield starter.start
 
 
 @pytest.fixture

@@ -35,8 +35,7 @@ from bot.sandbox.slack_payloads import FORM_CONTENT_TYPE, form_body, signed_requ
 from bot.services import Services
 from handlers.lambda_handler import LambdaAlerts, build_handler
 from tests.conftest import SIGNING_SECRET
-from tests.integration.test_alerts_http import CHANNEL, PROJECT, SIGNER, blocks_text, parents
-from tests.support.alerts import FIXTURES, fixture, sfn_event
+from tests.support.alerts import CHANNEL, FIXTURES, PROJECT, SIGNER, blocks_text, fixture, parents, sfn_event
 from tests.support.apigw import apigw_event
 from tests.support.golden import HELP_TEXT
 from tests.support.lambda_invoke import LambdaContext, LoopbackLambda

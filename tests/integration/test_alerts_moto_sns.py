@@ -48,8 +48,7 @@ from bot.sandbox.aws_replay import AwsReplay
 from bot.sandbox.moto_server import SANDBOX_ACCOUNT, SANDBOX_CREDENTIALS, SANDBOX_REGION, MotoSandbox
 from bot.sandbox.slack_emulator import SlackEmulator
 from bot.services import Services
-from tests.integration.test_alerts_http import PROJECT, blocks_text, parents, send, wait_until
-from tests.support.alerts import sfn_event
+from tests.support.alerts import PROJECT, blocks_text, parents, send, sfn_event, wait_until
 from tests.support.bot import BotUnderTest, running_bot
 
 TOPIC = f"arn:aws:sns:{SANDBOX_REGION}:{SANDBOX_ACCOUNT}:etl-alerts"  # allowed by PROJECT's sns_topics (etl-*)
