@@ -133,7 +133,6 @@ class ActionService:
                 + f" `{source.name}`.",
                 *plan.changes,
             )
-        key = f"{kind}:{arn}"
         now = self._clock()
         with self._store.transaction() as uow:
             request, created = uow.action_requests.open(

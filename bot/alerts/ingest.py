@@ -179,16 +179,10 @@ class AlertIngest:
     # ------------------------------------------------------------------ plumbing
 
     def _store(self, alert: Alert, raw: bytes | dict[str, Any]) -> Reply:
-        result = self._accept(alert, raw)
-        if result.outcome == "duplicate":
-            return Reply(200, {"duplicate": True})
-        return Reply(200, {"stored": result.alert_id, "incident": result.incident_id})
+        return _stored_reply(self._accept(alert, raw))
 
     def _store_raw(self, envelope: SnsEnvelope) -> Reply:
-        result = self._count(self._intake.accept_raw(envelope.raw, delivery_id=envelope.message_id))
-        if result.outcome == "duplicate":
-            return Reply(200, {"duplicate": True})
-        return Reply(200, {"stored": result.alert_id, "incident": result.incident_id})
+        return _stored_reply(self._count(self._intake.accept_raw(envelope.raw, delivery_id=envelope.message_id)))
 
     def _count(self, result: IntakeResult) -> IntakeResult:
         with self._lock:
@@ -208,6 +202,12 @@ class AlertIngest:
             self.rejections[kind] += 1
         logger.warning("/sns rejected (%s): %s", kind, reason)
         return Reply(status, {"error": reason})
+
+
+def _stored_reply(result: IntakeResult) -> Reply:
+    if result.outcome == "duplicate":
+        return Reply(200, {"duplicate": True})
+    return Reply(200, {"stored": result.alert_id, "incident": result.incident_id})
 
 
 def _check_sns_url(url: str) -> None:
