@@ -26,6 +26,18 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 from pydantic_settings.sources.utils import parse_env_vars
 
 from bot.errors import UserFacingError
+from bot.kpi.definitions import (
+    NAME as _KPI_NAME,
+)
+from bot.kpi.definitions import (
+    CheckConfig,
+    ConnectionConfig,
+    GlueLocation,
+    KpiConfig,
+    LayerConfig,
+    PartitionConfig,
+    Tolerance,
+)
 
 DEFAULT_CONFIG_FILE = Path("etl-doctor.yml")
 
@@ -253,6 +265,13 @@ class ProjectConfig(BaseModel):
         (), description="Pipelines whose retries and redrives need a second person's approval."
     )
     dlq: dict[str, DlqConfig] = Field(default_factory=dict, description="SQS dead-letter queues by short name.")
+    connections: dict[str, ConnectionConfig] = Field(
+        default_factory=dict, description="Databases KPIs and checks read, by name."
+    )
+    kpis: dict[str, KpiConfig] = Field(default_factory=dict, description="KPIs reconciled by `/etl kpi`, by name.")
+    checks: dict[str, CheckConfig] = Field(
+        default_factory=dict, description="Data-quality checks run by `/etl check`, by name."
+    )
 
     @field_validator("sns_topics", mode="before")
     @classmethod
@@ -286,6 +305,34 @@ class ProjectConfig(BaseModel):
                 return route.channel
         config = self.pipelines.get(pipeline) if pipeline else None
         return (config.channel if config else None) or self.default_channel
+
+    @field_validator("connections", "kpis", "checks")
+    @classmethod
+    def _check_kpi_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not _KPI_NAME.match(name):
+                raise ValueError(f"name {name!r} must start with a letter: 1-80 letters, digits, '.', '_' or '-'")
+            if name in ("list", "all"):
+                raise ValueError(f"name {name!r} is reserved (`/etl kpi {name}` is a command)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_connection_references(self) -> ProjectConfig:
+        known = ", ".join(sorted(self.connections)) or "none"
+        references = [
+            (f"kpis.{name}.layers[{i}].connection", layer.connection)
+            for name, kpi in self.kpis.items()
+            for i, layer in enumerate(kpi.layers)
+        ]
+        references += [(f"checks.{name}.connection", check.connection) for name, check in self.checks.items()]
+        for where, connection in references:
+            if connection not in self.connections:
+                raise ValueError(f"{where}: unknown connection {connection!r}; known: {known}")
+        for name, kpi in self.kpis.items():
+            if kpi.pipeline is not None and kpi.pipeline not in self.pipelines:
+                pipelines = ", ".join(sorted(self.pipelines)) or "none"
+                raise ValueError(f"kpis.{name}.pipeline: unknown pipeline {kpi.pipeline!r}; known: {pipelines}")
+        return self
 
     @model_validator(mode="after")
     def _check_pipeline_references(self) -> ProjectConfig:
@@ -483,7 +530,7 @@ def env_var_names() -> dict[str, tuple[str, ...]]:
 
 def project_keys() -> list[str]:
     """List the keys etl-doctor.yml understands, dotted (e.g. `pipelines.<name>.channel`)."""
-    nested = {"pipelines", "alerts", "sns_topics", "permissions", "dlq"}
+    nested = {"pipelines", "alerts", "sns_topics", "permissions", "dlq", "connections", "kpis", "checks"}
     keys = [name for name in ProjectConfig.model_fields if name not in nested]
     keys += [f"pipelines.<name>.{name}" for name in PipelineConfig.model_fields if name != "retry_resources"]
     keys += [f"alerts.{name}" for name in AlertsConfig.model_fields if name != "routes"]
@@ -493,6 +540,14 @@ def project_keys() -> list[str]:
     keys += [f"permissions[].{name}" for name in PermissionGrant.model_fields]
     keys += [f"dlq.<name>.{name}" for name in DlqConfig.model_fields if name != "target"]
     keys += [f"dlq.<name>.target.{name}" for name in DlqTarget.model_fields]
+    keys += [f"connections.<name>.{name}" for name in ConnectionConfig.model_fields]
+    nested_kpi = {"layers", "partition", "tolerance"}
+    keys += [f"kpis.<name>.{name}" for name in KpiConfig.model_fields if name not in nested_kpi]
+    keys += [f"kpis.<name>.partition.{name}" for name in PartitionConfig.model_fields]
+    keys += [f"kpis.<name>.tolerance.{name}" for name in Tolerance.model_fields]
+    keys += [f"kpis.<name>.layers[].{name}" for name in LayerConfig.model_fields if name != "glue"]
+    keys += [f"kpis.<name>.layers[].glue.{name}" for name in GlueLocation.model_fields]
+    keys += [f"checks.<name>.{name}" for name in CheckConfig.model_fields]
     return keys
 
 
@@ -521,16 +576,17 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     env_names = env_var_names()["config_file"]
     source = os.environ if environ is None else environ
     explicit = any(source.get(name) for name in env_names) or "config_file" in overrides
-    project = load_project_file(settings.config_file, required=explicit)
+    project = load_project_file(settings.config_file, required=explicit, environ=source)
     return settings.model_copy(update={"project": project})
 
 
-def load_project_file(path: Path, *, required: bool) -> ProjectConfig:
+def load_project_file(path: Path, *, required: bool, environ: Mapping[str, str] | None = None) -> ProjectConfig:
     """Load and validate etl-doctor.yml.
 
     Args:
         path: The file.
         required: Fail when it is missing (it was named explicitly) instead of using an empty project.
+        environ: Where `${VAR}` in `connections.<name>.url` is looked up (default: ``os.environ``).
 
     Raises:
         ConfigError: The file is missing (when required), not YAML, or invalid; the message names file and field.
@@ -549,10 +605,39 @@ def load_project_file(path: Path, *, required: bool) -> ProjectConfig:
         return ProjectConfig()
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping (keys: {', '.join(ProjectConfig.model_fields)})")
+    _expand_connection_urls(data, os.environ if environ is None else environ, path)
     try:
         return ProjectConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe_errors(exc, prefix=f"{path}: ")) from None
+
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_connection_urls(data: dict[str, Any], environ: Mapping[str, str], path: Path) -> None:
+    """Replace `${VAR}` in connection URLs from the environment, so passwords stay out of the file."""
+    connections = data.get("connections")
+    if not isinstance(connections, dict):
+        return
+    for name, connection in connections.items():
+        url = connection.get("url") if isinstance(connection, dict) else None
+        if not isinstance(url, str):
+            continue
+        missing = [m.group(1) for m in _VARIABLE.finditer(url) if m.group(1) not in environ]
+        if missing:
+            raise ConfigError(f"{path}: connections.{name}.url: environment variable {missing[0]} is not set")
+        whole = _VARIABLE.fullmatch(url)
+        connection["url"] = (
+            environ[whole.group(1)] if whole else _VARIABLE.sub(lambda m: _url_quote(environ[m.group(1)]), url)
+        )
+
+
+def _url_quote(value: str) -> str:
+    """Quote a substituted value so '@', ':' or '/' in a password cannot change the URL's shape."""
+    from urllib.parse import quote
+
+    return quote(value, safe="")
 
 
 def _describe_errors(exc: ValidationError, *, prefix: str) -> str:
