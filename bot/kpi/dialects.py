@@ -49,6 +49,12 @@ class SqlDialect:
         function = "CHAR_LENGTH" if self.name == "mysql" else "LENGTH"
         return self.as_text(f"{function}({expression})")
 
+    def as_bigint(self, expression: str) -> str:
+        """An integer column as a 64-bit integer."""
+        if self.name == "oracle":
+            return f"TRUNC({expression})"
+        return f"CAST({expression} AS {'SIGNED' if self.name == 'mysql' else 'BIGINT'})"
+
     def modulo(self, expression: str, modulus: int) -> str:
         """``expression mod modulus`` for a non-negative integer expression."""
         if self.name == "sqlite":
@@ -117,6 +123,9 @@ class SqlDialect:
         """A non-negative integer from the first ``digits`` hex digits of the md5 of a text expression."""
         if self.name == "sqlite":
             return f"etl_doctor_hash({expression}, {int(digits)})"
+        if self.name == "oracle":
+            hexadecimal = f"SUBSTR(RAWTOHEX(STANDARD_HASH({expression}, 'MD5')), 1, {int(digits)})"
+            return f"TO_NUMBER({hexadecimal}, '{'X' * int(digits)}')"
         prefix = f"SUBSTR({self.md5_hex(expression)}, 1, {int(digits)})"
         if self.name == "postgresql":
             return f"CAST(CAST('x' || {prefix} AS BIT({4 * int(digits)})) AS BIGINT)"
@@ -124,8 +133,6 @@ class SqlDialect:
             return f"STRTOL({prefix}, 16)"
         if self.name == "mysql":
             return f"CAST(CONV({prefix}, 16, 10) AS UNSIGNED)"
-        if self.name == "oracle":
-            return f"TO_NUMBER({prefix}, '{'X' * int(digits)}')"
         return f"FROM_BASE({prefix}, 16)"
 
     def count_if_null(self, expression: str) -> str:

@@ -100,7 +100,7 @@ class LayerSql:
         """A bigint that identifies the key: the key itself for a single integer key, else 60 bits of md5."""
         keys = self.kpi.keys
         if len(keys) == 1 and self.kpi.column_type(keys[0]) == "integer":
-            return f"CAST({self.column(keys[0])} AS {'SIGNED' if self.dialect.name == 'mysql' else 'BIGINT'})"
+            return self.dialect.as_bigint(self.column(keys[0]))
         encoded = self.dialect.concat(*(self.dialect.encode(self.normalised(key)) for key in keys))
         return self.dialect.hash_int(encoded, KEY_HASH_DIGITS)
 
