@@ -11,9 +11,10 @@ from bot.errors import UserFacingError
 if TYPE_CHECKING:
     from bot.store.models import ActionRequest
 
-ActionKind = Literal["retry", "retry_more", "redrive"]
-PERMISSION = {"retry": "retry", "retry_more": "retry", "redrive": "redrive"}
-LABEL = {"retry": "Retry", "retry_more": "Retry with more memory", "redrive": "Redrive"}
+ActionKind = Literal["retry", "retry_more", "redrive", "backfill"]
+# A KPI backfill re-runs the pipeline with a partition's input: the same grant as a retry.
+PERMISSION = {"retry": "retry", "retry_more": "retry", "redrive": "redrive", "backfill": "retry"}
+LABEL = {"retry": "Retry", "retry_more": "Retry with more memory", "redrive": "Redrive", "backfill": "Backfill"}
 UNTIL_RESOLVED = datetime(9999, 12, 31, tzinfo=UTC)
 SNOOZES = {"1h": timedelta(hours=1), "4h": timedelta(hours=4), "24h": timedelta(hours=24), "resolved": None}
 ACTIVE = ("running", "started")

@@ -77,6 +77,22 @@ def plan_retry(source: ExecutionDescription, resources: RetryResources | None = 
     )
 
 
+def plan_backfill(kpi: str, partition: str, state_machine_arn: str, rerun_input: str, day: datetime) -> RetryPlan:
+    """Plan a re-run of a KPI's pipeline for one partition (input from the KPI's `rerun_input`).
+
+    Raises:
+        PlanError: The input with the partition filled in is not JSON.
+    """
+    execution_input = rerun_input.replace("{partition}", json.dumps(partition)[1:-1])
+    try:
+        json.loads(execution_input)
+    except ValueError:
+        raise PlanError(f"kpis.{kpi}.rerun_input is not JSON once the partition is filled in") from None
+    label = re.sub(r"[^A-Za-z0-9_-]+", "-", f"{kpi}-{partition}").strip("-")
+    name = f"backfill-{label}"[: NAME_MAX - 16] + day.strftime("-%Y%m%dT%H%M")
+    return RetryPlan(state_machine_arn, state_machine_arn, name, execution_input, (f"input: `{execution_input}`",))
+
+
 def raise_memory(execution_input: str, resources: RetryResources) -> tuple[str, int, int]:
     """The input with the value at ``memory_path`` multiplied by ``factor``, capped at ``maximum``.
 

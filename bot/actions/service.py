@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,7 @@ from bot.actions.model import (
     ActionKind,
     Outcome,
 )
-from bot.actions.plans import PlanError, RetryPlan, plan_retry, redrive_refusal, retry_name
+from bot.actions.plans import PlanError, RetryPlan, plan_backfill, plan_retry, redrive_refusal, retry_name
 from bot.actions.policy import Actor, Policy
 from bot.alerts.dispatch import Chat, ChatError
 from bot.aws.errors import describe_aws_error
@@ -32,6 +33,7 @@ from bot.store.db import Store
 from bot.store.models import ActionRequest, Incident
 
 logger = logging.getLogger(__name__)
+_PARTITION_LABEL = re.compile(r"^\d{4}(-\d{2}(-\d{2}( \d{2})?)?)?$")
 
 
 class ActionService:
@@ -170,6 +172,62 @@ class ActionService:
                 return self._existing(request, kind, actor)
         self._audit(actor, kind, arn, "requested", pipeline, request.incident_id, parameters=parameters)
         return Outcome("confirm", f"{LABEL[kind]}?", request, details)
+
+    def request_backfill(self, kpi: str, partition: str, actor: Actor, *, thread_ts: str | None = None) -> Outcome:
+        """Ask to re-run a KPI's pipeline for one differing partition (confirmed, permission-checked, audited).
+
+        Raises:
+            ActionError: The KPI names no pipeline or `rerun_input`, or the partition is not a partition label.
+        """
+        config = self._project.kpis.get(kpi)
+        if config is None or config.pipeline is None or config.rerun_input is None:
+            raise ActionError(f"KPI `{kpi}` has no pipeline and rerun_input in etl-doctor.yml to backfill with")
+        if not _PARTITION_LABEL.match(partition):
+            raise ActionError(f"`{partition[:40]}` is not a partition")
+        pipeline = config.pipeline
+        machine = self._project.pipelines[pipeline].state_machine_arn
+        decision = self._policy.check(PERMISSION["backfill"], pipeline, actor)
+        target = f"{machine}#{partition}"
+        if not decision.allowed:
+            self._audit(actor, "backfill", target, "refused", pipeline, None, detail=decision.reason)
+            return Outcome("refused", decision.reason)
+        now = self._clock()
+        try:
+            plan = plan_backfill(kpi, partition, machine, config.rerun_input, now)
+        except PlanError as exc:
+            raise ActionError(str(exc)) from None
+        parameters = {**_plan_parameters(plan), "kpi": kpi, "partition": partition}
+        details = (f"Start `{plan.name}` of `{_short(machine)}` to reload {partition} for KPI `{kpi}`.", *plan.changes)
+        key = f"backfill:{kpi}:{partition}:{now.date().isoformat()}"
+        with self._store.transaction() as uow:
+            request, created = uow.action_requests.open(
+                idempotency_key=key,
+                action="backfill",
+                target=target,
+                requested_by=actor.user_id,
+                at=now,
+                status="awaiting_confirmation",
+                pipeline=pipeline,
+                incident_id=None,
+                channel=actor.channel_id,
+                thread_ts=thread_ts,
+                parameters={**parameters, "details": list(details)},
+            )
+            if not created and request.status in REOPENABLE:
+                uow.action_requests.reopen(
+                    request.id,
+                    at=now,
+                    status="awaiting_confirmation",
+                    requested_by=actor.user_id,
+                    parameters={**parameters, "details": list(details)},
+                    channel=actor.channel_id,
+                    thread_ts=thread_ts or request.thread_ts,
+                )
+                uow.session.refresh(request)
+            elif not created:
+                return self._existing(request, "backfill", actor)
+        self._audit(actor, "backfill", target, "requested", pipeline, None, parameters=parameters)
+        return Outcome("confirm", "Backfill?", request, details)
 
     def _existing(self, request: ActionRequest, kind: ActionKind, actor: Actor) -> Outcome:
         """The answer when the same action on the same target was already asked for."""

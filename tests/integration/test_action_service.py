@@ -820,3 +820,64 @@ def test_the_audit_trail_only_ever_grows_and_says_who_did_what_to_which_target(w
         assert bool(row.detail) == (row.outcome == "refused"), (row.action, row.outcome, row.detail)
     assert "<@U0MALLORY> may not `retry`" in rows[0].detail
     assert "nobody may `dlq_replay` on `policies-etl` yet" in rows[5].detail
+
+
+# ---------------------------------------------------------------- KPI backfill
+
+
+def _with_kpi(config: ProjectConfig, rerun_input: str | None = '{"business_date": "{partition}"}') -> ProjectConfig:
+    data = config.model_dump(mode="json", exclude_none=True)
+    data["connections"] = {"warehouse": {"url": "sqlite://"}}
+    kpi: dict[str, Any] = {
+        "column": "premium",
+        "keys": ["policy_id"],
+        "partition": {"column": "policy_date"},
+        "layers": [
+            {"name": "source", "connection": "warehouse", "table": "policies"},
+            {"name": "fact", "connection": "warehouse", "table": "fact_policies"},
+        ],
+        "pipeline": "policies-etl",
+    }
+    if rerun_input is not None:
+        kpi["rerun_input"] = rerun_input
+    data["kpis"] = {"premium_amount": kpi}
+    return ProjectConfig.model_validate(data)
+
+
+def test_a_kpi_backfill_is_permission_checked_confirmed_once_and_audited(world: World) -> None:
+    service = world.service(_with_kpi(project()))
+
+    refused = service.request_backfill("premium_amount", "2025-02-18", world.actor(MALLORY))
+    assert refused.kind == "refused"
+    assert world.replay.call_counts().get("states:StartExecution", 0) == 0
+
+    asked = service.request_backfill("premium_amount", "2025-02-18", world.actor(ALICE), thread_ts=world.parent_ts)
+    again = service.request_backfill("premium_amount", "2025-02-18", world.actor(ALICE), thread_ts=world.parent_ts)
+    assert asked.kind == "confirm" and asked.request is not None
+    assert again.request is not None and again.request.id == asked.request.id  # a double click: one request
+    name = f"backfill-premium_amount-2025-02-18-{world.now:%Y%m%dT%H%M}"
+    assert asked.details == (
+        f"Start `{name}` of `policies-etl` to reload 2025-02-18 for KPI `premium_amount`.",
+        'input: `{"business_date": "2025-02-18"}`',
+    )
+    started = concurrently(5, lambda _i: service.confirm(asked.request.id, world.actor(ALICE)))  # type: ignore[union-attr]
+
+    assert sorted(outcome.kind for outcome in started).count("started") == 1
+    (execution,) = world.replay.started_executions()
+    assert execution["name"] == name
+    assert json.loads(execution["input"]) == {"business_date": "2025-02-18"}
+    assert world.audit_summary() == [
+        (MALLORY, "backfill", "refused"),
+        (ALICE, "backfill", "requested"),
+        (ALICE, "backfill", "started"),
+    ]
+
+
+def test_a_kpi_backfill_needs_a_pipeline_input_and_a_real_partition(world: World) -> None:
+    without_input = world.service(_with_kpi(project(), rerun_input=None))
+    with pytest.raises(ActionError, match="has no pipeline and rerun_input"):
+        without_input.request_backfill("premium_amount", "2025-02-18", world.actor(ALICE))
+    service = world.service(_with_kpi(project()))
+    with pytest.raises(ActionError, match="is not a partition"):
+        service.request_backfill("premium_amount", "2025-02-18'; DROP TABLE x;--", world.actor(ALICE))
+    assert world.request_rows() == []
