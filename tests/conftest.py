@@ -176,3 +176,65 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
         return load_settings({**base, "ETL_DOCTOR_CONFIG": str(config_file)})
 
     return build
+
+
+# ---------------------------------------------------------------- KPI databases: MariaDB and the Redshift path
+
+REQUIRE_MARIADB = os.environ.get("ETL_DOCTOR_REQUIRE_MARIADB") == "1"
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> str:
+    """SQLAlchemy URL of a MariaDB/MySQL server (ETL_DOCTOR_TEST_MARIADB_URL, default root@127.0.0.1:3306).
+    Nothing is started: skips with the reason when it does not answer (fails with ETL_DOCTOR_REQUIRE_MARIADB=1)."""
+    from tests.support import kpi_databases
+
+    url = os.environ.get("ETL_DOCTOR_TEST_MARIADB_URL") or kpi_databases.DEFAULT_MARIADB_URL
+    problem = kpi_databases.check_mariadb(url)
+    if problem is None:
+        return url
+    reason = f"no MariaDB/MySQL server: {problem} (set ETL_DOCTOR_TEST_MARIADB_URL to use another)"
+    if REQUIRE_MARIADB:
+        pytest.fail(f"ETL_DOCTOR_REQUIRE_MARIADB=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def mariadb_url(mariadb_server: str) -> Iterator[str]:
+    """A fresh, empty MariaDB database (utf8mb4, case-insensitive collation) for one test, dropped afterwards."""
+    from tests.support import kpi_databases
+
+    url = kpi_databases.create_mariadb_database(mariadb_server)
+    try:
+        yield url
+    finally:
+        kpi_databases.drop_mariadb_database(mariadb_server, url)
+
+
+@pytest.fixture(scope="session")
+def redshift_proxy(postgres_server: str) -> Iterator[Any]:
+    """The loopback proxy that lets redshift-connector talk to the test PostgreSQL server."""
+    from sqlalchemy.engine import make_url
+
+    from bot.sandbox.tcp_proxy import TcpProxy
+
+    server = make_url(postgres_server)
+    with TcpProxy(server.host or "127.0.0.1", server.port or 5432, redshift=True) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def redshift_database(postgres_server: str, redshift_proxy: Any) -> Iterator[Any]:
+    """A fresh PostgreSQL database playing Redshift (with stand-ins for Redshift-only functions such as STRTOL):
+    ``.url`` goes through redshift-connector and the proxy, ``.setup_url`` straight to PostgreSQL."""
+    from tests.support import kpi_databases
+
+    url = postgres.create_database(postgres_server)
+    try:
+        database = kpi_databases.redshift_database(url, redshift_proxy.port)
+        try:
+            yield database
+        finally:
+            database.dispose()
+    finally:
+        postgres.drop_database(postgres_server, url)

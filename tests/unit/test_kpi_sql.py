@@ -12,7 +12,8 @@ from sqlalchemy.dialects import mysql, oracle, postgresql
 from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
 
 from bot.config import ProjectConfig
-from bot.kpi.databases import _prepare_sqlite, _sqlite_decimal
+from bot.kpi.databases import Databases, _connect_args, _prepare_sqlite, _sqlite_decimal
+from bot.kpi.definitions import ConnectionConfig
 from bot.kpi.dialects import dialect_for
 from bot.kpi.engine import _verdict, to_decimal
 from bot.kpi.keys import _next_size
@@ -179,3 +180,12 @@ def test_config_names_unknown_connections_and_reserved_names() -> None:
         )
     with pytest.raises(ValueError, match="reserved"):
         ProjectConfig.model_validate({"checks": {"list": {"connection": "x", "sql": "select 1"}}})
+
+
+@pytest.mark.parametrize(("query", "expected"), [("true", True), ("false", False), ("0", False), ("1", True)])
+def test_redshift_ssl_in_the_url_becomes_a_real_bool(query: str, expected: bool) -> None:
+    # redshift-connector turns TLS on only for ssl=True: the text "true" from a URL would silently turn it off
+    connection = ConnectionConfig(url=f"redshift+redshift_connector://etl@cluster:5439/dev?ssl={query}")
+    assert _connect_args("redshift", connection.url.get_secret_value(), connection) == {"ssl": expected}
+    engine = Databases({"warehouse": connection}).engine("warehouse")
+    assert "ssl" not in engine.url.query  # passed as a bool, not as text
