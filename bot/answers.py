@@ -101,6 +101,71 @@ def _audit(invocation: Invocation, services: Services) -> Message:
     return render_audit(records, pipeline=pipeline)
 
 
+def _kpi(invocation: Invocation, services: Services) -> Message:
+    from bot.commands import parse_kpi_args
+    from bot.render.kpi import render_kpi_list, render_kpi_report
+
+    name, spec = parse_kpi_args(invocation.args)
+    if name is None:
+        return render_kpi_list(services.settings.project, _last_runs(services, "kpi"))
+    user = invocation.actor.user_id if invocation.actor is not None else None
+    trigger = "slack" if invocation.actor is not None else "cli"
+    return render_kpi_report(services.kpi_service.run(name, spec, trigger=trigger, requested_by=user))
+
+
+def _check(invocation: Invocation, services: Services) -> Message:
+    from bot.commands import parse_kpi_args
+    from bot.render.kpi import render_check_list, render_check_result
+
+    name, _spec = parse_kpi_args(invocation.args, "check")
+    if name is None:
+        return render_check_list(services.settings.project, _last_runs(services, "check"))
+    user = invocation.actor.user_id if invocation.actor is not None else None
+    trigger = "slack" if invocation.actor is not None else "cli"
+    return render_check_result(services.kpi_service.check(name, trigger=trigger, requested_by=user))
+
+
+def _last_runs(services: Services, kind: str) -> dict[str, Any]:
+    """The latest run of each KPI or check; the list is still shown when the store cannot say."""
+    import logging
+
+    from bot.errors import describe_exception
+
+    project = services.settings.project
+    if not (project.kpis if kind == "kpi" else project.checks):
+        return {}
+    try:
+        return dict(services.kpi_service.last_runs(kind))
+    except Exception as exc:
+        logging.getLogger(__name__).warning("could not read the latest %s runs: %s", kind, describe_exception(exc))
+        return {}
+
+
+def precheck(invocation: Invocation, services: Services) -> Message | None:
+    """Problems found without doing the work (an undefined KPI or check, a partition of the wrong grain).
+
+    Cheap (etl-doctor.yml only), so the ack can answer them at once.
+
+    Returns:
+        A warning message, or None when the command may run.
+    """
+    if invocation.subcommand.name not in {"kpi", "check"}:
+        return None
+    from bot.commands import parse_kpi_args
+    from bot.kpi.model import KpiError
+    from bot.kpi.service import validate_request
+    from bot.render.messages import render_warning
+
+    name, spec = parse_kpi_args(invocation.args, invocation.subcommand.name)
+    if name is None:
+        return None
+    try:
+        validate_request(services.settings.project, invocation.subcommand.name, name, spec)
+    except KpiError as error:
+        return render_warning(str(error))
+    return None
+
+
 ANSWERS: dict[str, Callable[[Invocation, Services], Message]] = {
     "help": _help,
     "why": _why,
@@ -109,6 +174,8 @@ ANSWERS: dict[str, Callable[[Invocation, Services], Message]] = {
     "retry": _act("retry"),
     "redrive": _act("redrive"),
     "dlq": _dlq,
+    "kpi": _kpi,
+    "check": _check,
     "audit": _audit,
 }
 

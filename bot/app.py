@@ -19,6 +19,7 @@ from bot.commands import (
     ACTION_ACK,
     ACTION_ALERT_LOGS,
     ACTION_APPROVE,
+    ACTION_BACKFILL,
     ACTION_CANCEL,
     ACTION_CONFIRM,
     ACTION_LOGS,
@@ -39,9 +40,11 @@ from handlers.actions import AlertButtons, DiagnosisButtons
 from handlers.commands import EtlCommand
 from handlers.errors import handle_listener_error
 from handlers.events import AppMention
+from handlers.kpi import KpiButtons
 
 if TYPE_CHECKING:
     from bot.alerts.service import AlertService
+    from bot.kpi.service import KpiService
 
 Transport = Literal["http", "socket", "lambda"]
 
@@ -83,6 +86,29 @@ def build_alert_service(settings: Settings, services: Services, *, defer_groupin
 
     chat = SlackChat(build_slack_client(settings, retry_rate_limits=False)) if settings.slack_bot_token else None
     return AlertService(services, chat, defer_grouping=defer_grouping)
+
+
+def build_kpi_service(settings: Settings, services: Services, *, post: bool) -> KpiService:
+    """KPI runs for the schedule and `etl-doctor kpi --all`, posting to Slack and raising alerts with ``post``.
+
+    Without ``post`` the runs are only recorded; with it, results go to this settings' Slack and breaches
+    become alerts.
+
+    Raises:
+        ConfigError: ``post`` without SLACK_BOT_TOKEN.
+    """
+    from bot.kpi.service import KpiService
+    from handlers.kpi import SlackKpiChat
+
+    if not post:
+        return services.kpi_service
+    if settings.slack_bot_token is None:
+        raise ConfigError(
+            "environment variable SLACK_BOT_TOKEN is required to post KPI results (the bot token, xoxb-…)"
+        )
+    chat = SlackKpiChat(build_slack_client(settings))
+    alerts = build_alert_service(settings, services)
+    return KpiService(services.store, services.kpi, settings.project, chat=chat, alerts=alerts, clock=services.clock)
 
 
 def check_transport_settings(settings: Settings, transport: Transport, *, client_given: bool = False) -> None:
@@ -160,6 +186,8 @@ def build_app(
         (ACTION_UNSNOOZE, acting.run_unsnooze),
     ):
         app.action(action_id)(ack=acting.ack_action, lazy=[run])
+    kpi_buttons = KpiButtons(services)
+    app.action(ACTION_BACKFILL)(ack=kpi_buttons.ack_backfill, lazy=[kpi_buttons.run_backfill])
     _attach_slack(services, app.client)
     app.error(handle_listener_error)
     return app

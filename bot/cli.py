@@ -1,15 +1,23 @@
-"""`etl-doctor` command line: serve, why, logs, alerts, sns, db, config, pipelines, demo."""
+"""`etl-doctor` command line: serve, why, logs, kpi, check, alerts, sns, db, config, pipelines, demo."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from bot import __version__
 from bot.config import ConfigError, Settings, env_var_names, load_settings
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from bot.kpi.model import KpiReport
+    from bot.services import Services
 
 app = typer.Typer(
     name="etl-doctor",
@@ -213,6 +221,213 @@ def logs(
     typer.echo(f"{result.group} › {result.stream}  ({len(result.lines)} lines)\n{result.url}")
     for line in result.lines:
         typer.echo(f"{line.timestamp:%Y-%m-%d %H:%M:%S} {line.message}")
+
+
+SpecArgument = Annotated[
+    str | None,
+    typer.Argument(
+        help="A partition (2025-02-18), a range (2025-02-01..2025-02-28) or `latest` "
+        "(default: the latest complete partition).",
+        show_default=False,
+    ),
+]
+
+
+@app.command("kpi")
+def kpi_command(
+    name: Annotated[
+        str | None, typer.Argument(help="The KPI (from etl-doctor.yml), or `list`.", show_default=False)
+    ] = None,
+    spec: SpecArgument = None,
+    all_kpis: Annotated[
+        bool, typer.Option("--all", help="Every KPI, then every check (for cron or a schedule).")
+    ] = False,
+    post: Annotated[
+        bool, typer.Option("--post", help="With --all: post to Slack and raise alerts (needs SLACK_BOT_TOKEN).")
+    ] = False,
+    json_output: JsonOption = False,
+    chart: Annotated[Path | None, typer.Option("--chart", help="Save the chart (PNG) to this file.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Reconcile a KPI between source and warehouse: exit 0 within tolerance, 1 breach, 2 usage or config error."""
+    from bot.commands import UsageError, parse_kpi_args
+
+    if all_kpis:
+        if name is not None or chart is not None:
+            _fail("--all runs every KPI: give no KPI name and no --chart", 2)
+        _kpi_all(post=post, json_output=json_output, config=config)
+        return
+    if post:
+        _fail("--post goes with --all (a single run prints its result here)", 2)
+    if name is None:
+        _fail("name a KPI (`etl-doctor kpi list` shows them), or give --all", 2)
+    try:
+        kpi_name, spec = parse_kpi_args([name] if spec is None else [name, spec])
+    except UsageError as exc:
+        _fail(exc.message, 2)
+    settings = _settings(config)
+    if kpi_name is None:
+        _print_list(settings, "kpi", json_output)
+        return
+    report = _kpi_run(settings, kpi_name, spec)
+    if chart is not None:
+        from bot.kpi.chart import render_chart
+
+        try:
+            chart.write_bytes(render_chart(report))
+        except OSError as exc:
+            _fail(f"cannot write the chart to {chart}: {exc.strerror or exc}")
+        typer.echo(f"chart saved to {chart}", err=True)
+    if json_output:
+        import json
+
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        from bot.render.kpi import kpi_report_renderable
+
+        _stdout().print(kpi_report_renderable(report))
+    raise typer.Exit(1 if report.breached else 0)
+
+
+@app.command("check")
+def check_command(
+    name: Annotated[str, typer.Argument(help="The check (from etl-doctor.yml), or `list`.", show_default=False)],
+    json_output: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Run a data-quality check: exit 0 passed, 1 failed, 2 usage or config error."""
+    from bot.commands import UsageError, parse_kpi_args
+    from bot.errors import describe_exception
+    from bot.kpi.model import KpiError
+    from bot.kpi.service import validate_request
+
+    try:
+        check_name, _spec = parse_kpi_args([name], "check")
+    except UsageError as exc:
+        _fail(exc.message, 2)
+    settings = _settings(config)
+    if check_name is None:
+        _print_list(settings, "check", json_output)
+        return
+    try:
+        validate_request(settings.project, "check", check_name)
+        with _progress_console().status(f"check {check_name}…"):
+            result = _kpi_services(settings).kpi_service.check(check_name, trigger="cli")
+    except KpiError as exc:
+        _fail(str(exc), 2)
+    except Exception as exc:
+        _fail(describe_exception(exc))
+    if json_output:
+        import json
+
+        typer.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        from bot.render.kpi import check_result_renderable
+
+        _stdout().print(check_result_renderable(result))
+    raise typer.Exit(0 if result.passed else 1)
+
+
+def _kpi_run(settings: Settings, name: str, spec: str | None) -> KpiReport:
+    from bot.errors import describe_exception
+    from bot.kpi.model import KpiError
+    from bot.kpi.service import validate_request
+
+    try:
+        validate_request(settings.project, "kpi", name, spec)
+        with _progress(f"Reconciling {name} {spec or '(latest complete partition)'}") as progress:
+            return _kpi_services(settings).kpi_service.run(name, spec, trigger="cli", progress=progress)
+    except KpiError as exc:
+        _fail(str(exc), 2)
+    except Exception as exc:
+        _fail(describe_exception(exc))
+
+
+def _kpi_all(*, post: bool, json_output: bool, config: Path | None) -> None:
+    from bot.app import build_kpi_service
+    from bot.errors import describe_exception
+
+    settings = _settings(config)
+    if not settings.project.kpis and not settings.project.checks:
+        _fail(f"{settings.config_file}: no KPIs or checks are defined (kpis:, checks:)", 2)
+    services = _kpi_services(settings)
+    try:
+        service = build_kpi_service(settings, services, post=post)
+        with _progress("Reconciling every KPI") as progress:
+            summary = service.run_all(post=post, progress=progress)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    except Exception as exc:
+        _fail(describe_exception(exc))
+    finally:
+        services.close()
+    if json_output:
+        import json
+
+        typer.echo(json.dumps(summary.to_json(), indent=2))
+    else:
+        from bot.render.kpi import run_all_renderable
+
+        _stdout().print(run_all_renderable(summary))
+    raise typer.Exit(summary.exit_code)
+
+
+def _print_list(settings: Settings, kind: str, json_output: bool) -> None:
+    project = settings.project
+    if json_output:
+        import json
+
+        if kind == "kpi":
+            document: list[dict[str, object]] = [
+                {
+                    "kpi": name,
+                    **project.kpis[name].model_dump(mode="json", include={"description", "aggregate", "column"}),
+                }
+                for name in sorted(project.kpis)
+            ]
+        else:
+            document = [
+                {
+                    "check": name,
+                    **project.checks[name].model_dump(mode="json", include={"description", "connection", "threshold"}),
+                }
+                for name in sorted(project.checks)
+            ]
+        typer.echo(json.dumps(document, indent=2))
+        return
+    from bot.render.kpi import kpi_list_renderable
+
+    _stdout().print(kpi_list_renderable(project, kind))
+
+
+def _kpi_services(settings: Settings) -> Services:
+    from bot.services import Services
+
+    return Services(settings)
+
+
+def _stdout() -> Console:
+    from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=True)  # long lines (SQL) are not cut; the terminal wraps them
+    return console if console.is_terminal else Console(highlight=False, soft_wrap=True, width=120)
+
+
+def _progress_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _progress(title: str) -> Iterator[Callable[[str], None]]:
+    """The engine's progress on stderr: a spinner on a terminal, plain lines otherwise (never on stdout)."""
+    console = _progress_console()
+    if not console.is_terminal:
+        yield lambda message: console.print(f"… {message}", markup=False)
+        return
+    with console.status(title) as status:
+        yield lambda message: status.update(f"{title}: {message}")
 
 
 @app.command()

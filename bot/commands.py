@@ -27,6 +27,7 @@ ACTION_CONFIRM = "etl.confirm"
 ACTION_CANCEL = "etl.cancel"
 ACTION_APPROVE = "etl.approve"
 ACTION_REJECT = "etl.reject"
+ACTION_BACKFILL = "etl.backfill"  # on a KPI answer: "<kpi>|<partition>", re-checked against etl-doctor.yml on click
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,31 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         progress=":inbox_tray: Reading the dead-letter queues…",
     ),
     Subcommand(
+        name="kpi",
+        summary="Reconcile a KPI between source and warehouse: the gap, the partitions, keys and layer where it "
+        "starts, a chart.",
+        usage="<name> [partition | from..to | latest] | list",
+        examples=(
+            "/etl kpi list",
+            "/etl kpi premium_amount",
+            "/etl kpi premium_amount 2025-02-18",
+            "/etl kpi premium_amount 2025-02-01..2025-02-28",
+        ),
+        min_args=1,
+        max_args=2,
+        in_channel=True,
+    ),
+    Subcommand(
+        name="check",
+        summary="Run a data-quality check (a query counting rows that break a rule) against its threshold.",
+        usage="<name> | list",
+        examples=("/etl check list", "/etl check no_negative_premiums"),
+        min_args=1,
+        max_args=1,
+        in_channel=True,
+        progress=":mag: Running check `{args}`…",
+    ),
+    Subcommand(
         name="audit",
         summary="Who asked for which action, and what came of it (newest first).",
         usage="[pipeline] [--limit N]",
@@ -206,6 +232,8 @@ def _check_arguments(subcommand: Subcommand, args: tuple[str, ...]) -> None:
             parse_audit_args(args)
         elif subcommand.name == "dlq":
             parse_dlq_args(args)
+        elif subcommand.name in {"kpi", "check"}:
+            parse_kpi_args(args, subcommand.name)
         elif subcommand.name == "logs":
             query = parse_logs_args(args)
             if not _is_stream_or_task(query.target):
@@ -235,6 +263,49 @@ def parse_audit_args(args: tuple[str, ...]) -> tuple[str | None, int]:
         else:
             raise UsageError(f"unexpected `{word}`", _BY_NAME["audit"])
     return pipeline, limit
+
+
+_KPI_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,79}$")  # bot.kpi.definitions.NAME, kept import-free here
+_LABEL = r"\d{4}(?:-\d{2}(?:-\d{2}(?:[ T]\d{2})?)?)?"
+_PARTITION_SPEC = re.compile(rf"^(?:latest|{_LABEL}(?:\.\.{_LABEL})?)$")
+SPEC_HELP = "a partition like `2025-02-18`, a range like `2025-02-01..2025-02-28`, or `latest`"
+
+
+def parse_kpi_args(args: tuple[str, ...] | list[str], kind: str = "kpi") -> tuple[str | None, str | None]:
+    """``<name> [spec] | list`` → (name, spec); name None means `list`. Only the shape is checked here.
+
+    Whether the KPI exists and the partition fits its grain is checked against etl-doctor.yml later.
+
+    Args:
+        args: The words after `kpi` or `check`.
+        kind: ``kpi`` (a name and an optional partition spec) or ``check`` (a name only).
+
+    Raises:
+        UsageError: A name or partition that cannot be one (the text is never echoed unbounded).
+    """
+    subcommand = _BY_NAME[kind]
+    words = list(args)
+    if not words or len(words) > (2 if kind == "kpi" else 1):
+        raise UsageError(f"`{kind}` takes {_expected_args(subcommand)}, got {len(words)}", subcommand)
+    name = words[0]
+    if name.lower() == "list":
+        if len(words) > 1:
+            raise UsageError(f"`{kind} list` takes no arguments", subcommand)
+        return None, None
+    what = "KPI" if kind == "kpi" else "check"
+    if not _KPI_NAME.fullmatch(name):
+        raise UsageError(
+            f"`{_shown(name)}` is not a {what} name (a letter, then letters, digits, '.', '_' or '-')", subcommand
+        )
+    spec = words[1].strip() if len(words) > 1 else None
+    if spec is not None and not _PARTITION_SPEC.fullmatch(spec):
+        raise UsageError(f"`{_shown(spec)}` is not a partition: give {SPEC_HELP}", subcommand)
+    return name, spec
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    cleaned = text.replace("`", "'").replace("\n", " ")
+    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "…"
 
 
 def _is_stream_or_task(args: tuple[str, ...]) -> bool:

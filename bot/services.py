@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from bot.alerts.dispatch import Chat
     from bot.alerts.sns import CertificateSource
     from bot.config import Settings
+    from bot.kpi.engine import KpiEngine
+    from bot.kpi.service import KpiService
     from bot.store.db import Store
 
 
@@ -57,6 +59,7 @@ class Services:
         self.clock = clock
         self._store = store
         self._store_lock = threading.Lock()
+        self._kpi: KpiEngine | None = None
 
     @property
     def store(self) -> Store:
@@ -71,10 +74,34 @@ class Services:
             return self._store
 
     def close(self) -> None:
-        """Release pooled connections (when the store was opened)."""
+        """Release pooled connections (of the store and the KPI databases, when opened)."""
         with self._store_lock:
             if self._store is not None:
                 self._store.dispose()
+            if self._kpi is not None:
+                self._kpi.close()
+                self._kpi = None
+
+    @property
+    def kpi(self) -> KpiEngine:
+        """The KPI engine (built on first use; Glue and S3 clients only when a KPI layer names a Glue table)."""
+        with self._store_lock:
+            if self._kpi is None:
+                from bot.kpi.engine import KpiEngine
+
+                project = self.settings.project
+                uses_glue = any(layer.glue is not None for kpi in project.kpis.values() for layer in kpi.layers)
+                glue = self.aws.client("glue") if uses_glue else None
+                s3 = self.aws.client("s3") if uses_glue else None
+                self._kpi = KpiEngine(project, glue=glue, s3=s3, clock=self.clock)
+            return self._kpi
+
+    @property
+    def kpi_service(self) -> KpiService:
+        """KPI runs and checks, recorded in the store (no Slack posts or alerts: see `bot.app.build_kpi_service`)."""
+        from bot.kpi.service import KpiService
+
+        return KpiService(self.store, self.kpi, self.settings.project, clock=self.clock)
 
     @property
     def stepfunctions(self) -> StepFunctionsGateway:

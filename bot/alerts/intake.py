@@ -86,9 +86,13 @@ class AlertIntake:
         """Route and store one alert, and group it (now, or later by :meth:`group` when deferred).
 
         A second delivery with the same id changes nothing. Deferred grouping keeps the `/sns` answer to
-        one INSERT: the dispatcher groups what is pending, in order, before posting it.
+        one INSERT: the dispatcher groups what is pending, in order, before posting it. A fingerprint the
+        caller set (``kpi:<name>`` for KPI breaches) is kept, so its repeats group in one thread.
         """
+        preset = alert.fingerprint
         alert = route(alert, self._project)
+        if preset is not None:
+            alert = alert.with_changes(fingerprint=preset)
         now = self._clock()
         channel = channel_for(alert, self._project)
         payload: dict[str, Any] = {"alert": alert.to_json(), "raw": _raw_excerpt(raw), "grouped": not self._defer}

@@ -155,7 +155,10 @@ class Databases:
             dialect = parsed.get_backend_name()
             if dialect == "redshift":
                 parsed = parsed.difference_update_query(["ssl"])
-            engine = create_engine(parsed, connect_args=_connect_args(dialect, url, config), pool_pre_ping=True)
+            # Autocommit: one round trip per statement (no BEGIN/ROLLBACK), read-only still enforced per session.
+            engine = create_engine(
+                parsed, connect_args=_connect_args(dialect, url, config), isolation_level="AUTOCOMMIT"
+            )
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise KpiError(f"connection `{name}`: {_describe(exc)}") from None
         if engine.dialect.name == "sqlite":
@@ -210,7 +213,6 @@ class Databases:
                     rows = [tuple(row) for row in result.fetchall()]
                 else:
                     rows = [tuple(row) for row in result.fetchmany(max_rows + 1)]
-                connection.rollback()
         except SQLAlchemyError as exc:
             stats.add(name, [])
             raise KpiError(f"connection `{name}`: {_describe(exc)}") from None

@@ -483,7 +483,7 @@ class KpiService:
         kpi = self._project.kpis[name]
 
         def step(message: str) -> None:
-            progress(f"{name}: {message}")
+            progress(message if message.startswith(name) else f"{name}: {message}")
 
         step("starting")
         try:

@@ -50,11 +50,20 @@ def mrkdwn_to_text(text: str, *, show_urls: bool = False) -> str:
             return bare
         return f"{label} ({url})" if show_urls else label
 
-    text = _FENCE.sub(lambda m: "\n" + "\n".join("    " + line for line in m[1].strip("\n").split("\n")), text)
-    text = _BOLD.sub(r"\1", _LINK.sub(replace_link, text))
-    for code, symbol in _EMOJI.items():
-        text = text.replace(code, symbol)
-    return html.unescape(text)
+    def prose(part: str) -> str:
+        part = _BOLD.sub(r"\1", _LINK.sub(replace_link, part))
+        for code, symbol in _EMOJI.items():
+            part = part.replace(code, symbol)
+        return part
+
+    # Code blocks are shown as they are (indented): `COUNT(*) … COUNT(*)` is SQL, not bold text.
+    parts = []
+    for index, part in enumerate(_FENCE.split(text)):
+        if index % 2:
+            parts.append("\n" + "\n".join("    " + line for line in part.strip("\n").split("\n")))
+        else:
+            parts.append(prose(part))
+    return html.unescape("".join(parts))
 
 
 def _text_of(obj: dict[str, Any] | None, show_urls: bool = False) -> str:

@@ -62,7 +62,18 @@ def test_lambda_cold_path_stays_light() -> None:
     import subprocess
     import sys
 
-    heavy = ["sqlalchemy", "alembic", "typer", "rich", "moto", "bot.diagnosis.chase", "bot.diagnosis.classify"]
+    heavy = [
+        "sqlalchemy",
+        "alembic",
+        "typer",
+        "rich",
+        "moto",
+        "matplotlib",
+        "bot.diagnosis.chase",
+        "bot.diagnosis.classify",
+        "bot.kpi.engine",  # KPI work loads its stack (database drivers, matplotlib) when a KPI runs
+        "bot.kpi.chart",
+    ]
     code = f"import sys, handlers.lambda_handler; print(','.join(sorted(m for m in {heavy!r} if m in sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert loaded.stdout.strip() == ""

@@ -1,7 +1,7 @@
 import pytest
 
 from bot.answers import ANSWERS
-from bot.commands import SUBCOMMANDS, UsageError, parse, strip_mention
+from bot.commands import SUBCOMMANDS, UsageError, parse, parse_kpi_args, strip_mention
 
 
 def test_every_listed_subcommand_has_an_answer_and_no_more() -> None:
@@ -59,3 +59,41 @@ def test_mention_is_stripped() -> None:
     assert strip_mention("<@U0ETLDOCTOR> pipelines") == "pipelines"
     assert strip_mention("  <@U0ETLDOCTOR|etl-doctor>   help why") == "help why"
     assert strip_mention("no mention here") == "no mention here"
+
+
+def test_kpi_arguments_are_checked_in_the_parse() -> None:
+    assert parse("kpi premium_amount 2025-02-01..2025-02-28").args == ("premium_amount", "2025-02-01..2025-02-28")
+    assert parse_kpi_args(("premium_amount",)) == ("premium_amount", None)
+    assert parse_kpi_args(("LIST",)) == (None, None)
+    assert parse_kpi_args(("premium_amount", "2025-02-18 03")) == ("premium_amount", "2025-02-18 03")
+    assert parse_kpi_args(("no_negative_premiums",), "check") == ("no_negative_premiums", None)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("kpi", "`kpi` takes 1 to 2 arguments, got 0"),
+        ("kpi list extra", "`kpi list` takes no arguments"),
+        ("kpi premium_amount 2025-02-18'; DROP TABLE policies;--", "unbalanced quotes in the command"),
+        (
+            'kpi premium_amount "2025-02-18; DROP TABLE x"',
+            "`2025-02-18; DROP TABLE x` is not a partition: give a partition like `2025-02-18`",
+        ),
+        ("kpi premium_amount 2025-02-18..", "`2025-02-18..` is not a partition"),
+        ("kpi 1abc", "`1abc` is not a KPI name"),
+        ("kpi `x`", "`'x'` is not a KPI name"),
+        ("check a b", "`check` takes 1 argument, got 2"),
+        ("check 'a;b'", "`a;b` is not a check name"),
+    ],
+)
+def test_bad_kpi_arguments_are_usage_errors(text: str, message: str) -> None:
+    with pytest.raises(UsageError) as raised:
+        parse(text)
+    assert raised.value.message.startswith(message)
+    assert raised.value.subcommand is not None or "quotes" in message  # usage of `kpi`/`check` is shown
+
+
+def test_a_long_bad_value_is_not_echoed_in_full() -> None:
+    with pytest.raises(UsageError) as raised:
+        parse("kpi premium_amount " + "9" * 500)
+    assert len(raised.value.message) < 200

@@ -86,6 +86,20 @@ def test_serverless_points_at_the_real_handler_and_artifact() -> None:
     assert '"build" / "lambda" / "etl-doctor-lambda.zip"' in script
 
 
+def test_serverless_schedules_kpi_reconciliation_with_a_real_handler() -> None:
+    config = _yaml(ROOT / "serverless.yml")
+    function = config["functions"]["kpi"]
+    module_path, attribute = function["handler"].rsplit(".", 1)
+    assert (ROOT / f"{module_path}.py").is_file()
+    module = importlib.import_module(module_path.replace("/", "."))
+    assert callable(getattr(module, attribute))
+    (schedule,) = [e["schedule"] for e in function["events"] if "schedule" in e]
+    assert schedule["rate"] == "rate(1 hour)"
+    assert "enabled" in schedule  # a toggle, off unless deployed with kpi-schedule=true
+    assert schedule["input"] == {"post": True}
+    assert function["timeout"] <= 900  # Lambda's maximum
+
+
 def test_serverless_scopes_self_invocation_to_its_own_function() -> None:
     config = _yaml(ROOT / "serverless.yml")
     statements = config["provider"]["iam"]["role"]["statements"]
