@@ -74,7 +74,8 @@ def _null_hint(
     return [
         Hint(
             "nulls",
-            f"{target_nulls:,} rows in {target.config.name} have NULL `{column}` in the differing partitions "
+            f"{_count(target_nulls, 'row')} in {target.config.name} {'has' if target_nulls == 1 else 'have'} "
+            f"NULL `{column}` in the differing partitions "
             f"({source_nulls:,} in {source.config.name}); {kpi.aggregate.upper()} skips NULLs. Fix the lookup or "
             f"cast that yields NULL, or load COALESCE({column}, 0) if NULL means zero.",
             f"SELECT * FROM {_relation(target.config)} WHERE {condition}",
@@ -127,7 +128,8 @@ def _duplicates_hint(kpi: KpiConfig, target: _Layer, report: KpiReport) -> list[
     return [
         Hint(
             "duplicates",
-            f"{report.keys.duplicates.count:,} keys have more rows in {target.config.name} than in the source "
+            f"{_count(report.keys.duplicates.count, 'key')} {'has' if report.keys.duplicates.count == 1 else 'have'} "
+            f"more rows in {target.config.name} than in the source "
             "(a join fan-out or a load that ran twice); deduplicate on the key or fix the join.",
             f"SELECT {keys}, COUNT(*) FROM {_relation(target.config)} WHERE {partition} IN ({_quoted(differing)}) "
             f"GROUP BY {keys} HAVING COUNT(*) > 1",
@@ -248,6 +250,10 @@ def backfill_suggestions(kpi: KpiConfig, project: ProjectConfig, report: KpiRepo
             )
         )
     return suggestions
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 def _relation(layer: LayerConfig) -> str:

@@ -26,7 +26,15 @@ from bot.kpi.model import (
     Progress,
     no_progress,
 )
-from bot.kpi.partitions import bound_value, bounds, current_start, label_of, parse_label, parse_range
+from bot.kpi.partitions import (
+    bound_value,
+    bounds,
+    current_start,
+    label_of,
+    parse_label,
+    parse_range,
+    steps_back,
+)
 from bot.kpi.queries import LayerSql
 
 if TYPE_CHECKING:
@@ -155,12 +163,18 @@ class KpiEngine:
 
         progress(f"{name} {partitions.label}: KPI per partition in {source.config.name} and {target.config.name}")
         checksum = self.row_checksums
+        grain = kpi.partition.grain
+        # The chart shows the last N partitions up to the range's end, even for a one-partition run.
+        window_first = min(lo, steps_back(parse_label(partitions.last, grain), grain, kpi.chart_partitions - 1))
         left, right = self._both(
             source,
             target,
-            lambda layer: self._breakdown(layer, kpi.scale, checksum=checksum, grain=kpi.partition.grain),
+            lambda layer: self._breakdown(layer, kpi.scale, checksum=checksum, grain=grain, since=window_first),
         )
-        rows = _compare_partitions(left, right)
+        window = _compare_partitions(left, right)
+        rows = [row for row in window if row.partition >= partitions.first]
+        left = {label: value for label, value in left.items() if label >= partitions.first}
+        right = {label: value for label, value in right.items() if label >= partitions.first}
         differing = [row for row in rows if row.status != "match"]
         progress(f"partitions: {len(differing):,} of {len(rows):,} differ")
         source_value, target_value = self._totals(kpi, source, target, left, right)
@@ -183,7 +197,7 @@ class KpiEngine:
             },
             partitions=differing,
             partitions_compared=len(rows),
-            series=rows[-kpi.chart_partitions :],
+            series=window[-kpi.chart_partitions :],
         )
         report.keys = self._keys(kpi, source, target, differing, progress)
         report.layers, report.first_divergence = self._lineage(kpi, layers, left, right, differing, report, progress)
@@ -221,8 +235,11 @@ class KpiEngine:
             return left.result(), right.result()
 
     @staticmethod
-    def _breakdown(layer: LayerRun, scale: int, *, checksum: bool, grain: str) -> dict[str, _PartitionValue]:
-        rows = layer.fetch(layer.sql.partition_breakdown(checksum=checksum), layer.params, None)
+    def _breakdown(
+        layer: LayerRun, scale: int, *, checksum: bool, grain: str, since: datetime
+    ) -> dict[str, _PartitionValue]:
+        params = {**layer.params, "lo": bound_value(since, layer.sql.kpi.partition.type, layer.sql.dialect.name)}
+        rows = layer.fetch(layer.sql.partition_breakdown(checksum=checksum), params, None)
         values: dict[str, _PartitionValue] = {}
         for label, count, value, nulls, rows_sum in rows:
             if label is None:

@@ -49,6 +49,18 @@ def next_start(start: datetime, grain: str) -> datetime:
     return start.replace(year=start.year + 1)
 
 
+def steps_back(start: datetime, grain: str, count: int) -> datetime:
+    """The start of the partition ``count`` partitions before the one starting at ``start``."""
+    if grain == "hour":
+        return start - timedelta(hours=count)
+    if grain == "day":
+        return start - timedelta(days=count)
+    if grain == "month":
+        months = start.year * 12 + start.month - 1 - count
+        return start.replace(year=months // 12, month=months % 12 + 1)
+    return start.replace(year=start.year - count)
+
+
 def current_start(now: datetime, grain: str) -> datetime:
     """The start of the partition that ``now`` falls in (still filling, so not complete)."""
     naive = now.replace(tzinfo=None)

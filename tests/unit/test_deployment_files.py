@@ -47,6 +47,7 @@ def test_manifest_declares_what_the_app_handles() -> None:
         "chat:write",
         "reactions:write",  # the ✅ on a resolved alert
         "usergroups:read",  # permissions granted to user groups
+        "files:write",  # the KPI chart (files_upload_v2)
     }
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["settings"]["socket_mode_enabled"] is False
