@@ -203,7 +203,8 @@ class Databases:
             KpiError: The database refused or failed (message names the connection, secrets removed).
         """
         clause = text(statement) if isinstance(statement, str) else statement
-        lists = [key for key, value in (params or {}).items() if isinstance(value, list | tuple)]
+        named = clause._bindparams
+        lists = [key for key, value in (params or {}).items() if isinstance(value, list | tuple) and key in named]
         if lists:
             clause = clause.bindparams(*(bindparam(key, expanding=True) for key in lists))
         try:

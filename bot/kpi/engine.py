@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -199,7 +200,7 @@ class KpiEngine:
             partitions_compared=len(rows),
             series=window[-kpi.chart_partitions :],
         )
-        report.keys = self._keys(kpi, source, target, differing, progress)
+        report.keys = self._keys(kpi, source, target, differing, len(rows), progress)
         report.layers, report.first_divergence = self._lineage(kpi, layers, left, right, differing, report, progress)
         progress("hints")
         report.hints = find_hints(kpi, layers, left, right, report, glue=self.glue, s3=self.s3)
@@ -273,6 +274,7 @@ class KpiEngine:
         source: LayerRun,
         target: LayerRun,
         differing: list[PartitionRow],
+        partitions_compared: int,
         progress: Progress,
     ) -> KeyDiff:
         present = [row for row in differing if row.status in ("differs", "rows_differ")]
@@ -287,12 +289,17 @@ class KpiEngine:
         parts = [row.partition for row in present]
         estimate = max(sum(row.source_rows for row in present), sum(row.target_rows for row in present))
 
+        everything = len(present) == partitions_compared  # every partition of the range, on both sides
+
         def side(layer: LayerRun) -> Side:
             budget = self.databases.config(layer.connection).max_rows
-            return Side(layer.sql, layer.fetch, {**layer.params, "parts": parts}, budget)
+            sql = copy.copy(layer.sql)
+            sql.partition_list = not everything
+            return Side(sql, layer.fetch, {**layer.params, "parts": parts}, budget)
 
         funnel = KeyFunnel(side(source), side(target), sample_size=self.sample_size, progress=progress)
-        found = funnel.compare(estimate)
+        moved = sum(abs(row.source_rows - row.target_rows) for row in present)
+        found = funnel.compare(estimate, max(len(present), moved))
         if note and found.note:
             note = f"{found.note}; {note}"
         return KeyDiff(found.missing, found.extra, found.changed, found.duplicates, found.complete, note or found.note)

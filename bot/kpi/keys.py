@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -13,12 +13,12 @@ from bot.kpi.model import KeyDiff, KeySample, KeySet, Progress, no_progress
 from bot.kpi.queries import LayerSql
 
 BUCKET_ROW_BYTES = 30  # a bucket's (number, rows, checksum) on the wire, roughly
-LEAF_ROW_BYTES = 60  # a key's (hash, rows, checksum, values), roughly
-FIRST_LEVEL_ROWS = 64  # rows per bucket in the first pass
+LEAF_ROW_BYTES = 40  # a key's (hash, rows, checksum), roughly
+FIRST_LEVEL_ROWS = 256  # rows per bucket in the first pass, at most
 MAX_BUCKETS = 1 << 16  # buckets per pass and side, at most
 MAX_LEVELS = 6
 PASS_BYTES = 50_000  # what one more round trip is worth in bytes (about 4 ms at 100 Mbit/s)
-SCAN_BYTES_PER_ROW = 15  # what re-hashing one row in another pass is worth in bytes (about 1 µs)
+SCAN_BYTES_PER_ROW = 10  # what re-hashing one row in another pass is worth in bytes (about 0.8 µs at 100 Mbit/s)
 
 Fetch = Callable[[str, dict[str, Any], int | None], list[tuple[Any, ...]]]
 
@@ -44,7 +44,6 @@ class Side:
 class _Leaf:
     rows: int
     checksum: int
-    values: tuple[str | None, ...]
 
 
 def _pair(source: Side, target: Side, job: Callable[[Side], Any]) -> tuple[Any, Any]:
@@ -96,9 +95,17 @@ class KeyFunnel:
         self._budget[id(side)] = budget - len(rows)
         return rows
 
-    def compare(self, rows_estimate: int) -> KeyDiff:
-        """Find the differing keys among about ``rows_estimate`` rows per side."""
-        modulus = max(1, min(MAX_BUCKETS, math.ceil(rows_estimate / FIRST_LEVEL_ROWS)))
+    def compare(self, rows_estimate: int, least_differences: int = 1) -> KeyDiff:
+        """Find the differing keys among about ``rows_estimate`` rows per side.
+
+        Args:
+            rows_estimate: Rows per side in the partitions compared.
+            least_differences: A lower bound on differing keys (e.g. one per differing partition); it sizes
+                the first pass's buckets (sqrt of rows per difference, scaled by what a bucket and a key cost).
+        """
+        per_difference = rows_estimate / max(1, least_differences)
+        first_size = min(FIRST_LEVEL_ROWS, max(4.0, math.sqrt(per_difference * BUCKET_ROW_BYTES / LEAF_ROW_BYTES)))
+        modulus = max(1, min(MAX_BUCKETS, math.ceil(rows_estimate / first_size)))
         size = rows_estimate / modulus
         parents: list[int] | None = None
         parent_modulus: int | None = None
@@ -137,54 +144,78 @@ class KeyFunnel:
 
         def job(side: Side) -> dict[int, _Leaf]:
             rows = self._run(side, side.sql.leaves(modulus), {"buckets": buckets}, expected)
-            return {int(row[0]): _Leaf(int(row[1]), int(row[2] or 0), tuple(row[3:])) for row in rows}
+            return {int(kh): _Leaf(int(n), int(s or 0)) for kh, n, s in rows}
 
-        self.progress(f"keys: fetching keys of {len(buckets):,} buckets")
+        self.progress(f"keys: fetching the keys of {len(buckets):,} buckets")
         left, right = _pair(self.source, self.target, job)
-        return self._classify(left, right)
+        missing = sorted(kh for kh in left if kh not in right)
+        extra = sorted(kh for kh in right if kh not in left)
+        both = sorted(left.keys() & right.keys())
+        duplicates = [kh for kh in both if left[kh].rows != right[kh].rows]
+        changed = [kh for kh in both if left[kh].rows == right[kh].rows and left[kh].checksum != right[kh].checksum]
+        picked = {
+            name: keys[: self.sample_size]
+            for name, keys in (("missing", missing), ("extra", extra), ("changed", changed), ("duplicates", duplicates))
+        }
+        wanted = sorted({kh for keys in picked.values() for kh in keys})
+        source_values, target_values = _pair(
+            self.source, self.target, lambda side: self._values(side, wanted) if wanted else {}
+        )
 
-    def _classify(self, left: dict[int, _Leaf], right: dict[int, _Leaf]) -> KeyDiff:
-        kpi = self.source.sql.kpi
-        key_count = len(kpi.keys)
-        compared = kpi.compared_columns
-        integer_keys = [kpi.column_type(key) == "integer" for key in kpi.keys]
-
-        def order(values: Sequence[str | None]) -> tuple[Any, ...]:
-            return tuple(
-                (0, int(v), "") if is_int and v is not None and v.lstrip("-").isdigit() else (1, 0, str(v))
-                for v, is_int in zip(values[:key_count], integer_keys, strict=True)
-            )
-
-        def sample(leaves: list[tuple[_Leaf | None, _Leaf | None]], *, rows: bool) -> KeySet:
-            ordered = sorted(leaves, key=lambda pair: order((pair[0] or pair[1]).values))  # type: ignore[union-attr]
-            picked = []
-            for source_leaf, target_leaf in ordered[: self.sample_size]:
-                any_leaf = source_leaf or target_leaf
-                assert any_leaf is not None
-                key = dict(zip(kpi.keys, any_leaf.values[:key_count], strict=True))
-                picked.append(
-                    KeySample(
-                        key=key,
-                        source=dict(zip(compared, source_leaf.values[key_count:], strict=True))
-                        if rows and source_leaf
-                        else None,
-                        target=dict(zip(compared, target_leaf.values[key_count:], strict=True))
-                        if rows and target_leaf
-                        else None,
-                        source_count=source_leaf.rows if source_leaf else 0,
-                        target_count=target_leaf.rows if target_leaf else 0,
+        def sample(name: str, total: int) -> KeySet:
+            samples = []
+            for kh in picked[name]:
+                samples.append(
+                    self._sample(
+                        kh,
+                        left.get(kh),
+                        right.get(kh),
+                        source_values,
+                        target_values,
+                        rows=name in ("changed", "duplicates"),
                     )
                 )
-            return KeySet(len(leaves), tuple(picked))
+            return KeySet(total, tuple(sorted(samples, key=self._order)))
 
-        missing = [(leaf, None) for kh, leaf in left.items() if kh not in right]
-        extra = [(None, leaf) for kh, leaf in right.items() if kh not in left]
-        both = [(left[kh], right[kh]) for kh in left.keys() & right.keys()]
-        duplicates = [(a, b) for a, b in both if a.rows != b.rows]
-        changed = [(a, b) for a, b in both if a.rows == b.rows and a.checksum != b.checksum]
         return KeyDiff(
-            missing=sample(missing, rows=False),  # type: ignore[arg-type]
-            extra=sample(extra, rows=False),  # type: ignore[arg-type]
-            changed=sample(changed, rows=True),  # type: ignore[arg-type]
-            duplicates=sample(duplicates, rows=True),  # type: ignore[arg-type]
+            missing=sample("missing", len(missing)),
+            extra=sample("extra", len(extra)),
+            changed=sample("changed", len(changed)),
+            duplicates=sample("duplicates", len(duplicates)),
+        )
+
+    def _values(self, side: Side, keys: list[int]) -> dict[int, tuple[str | None, ...]]:
+        rows = self._run(side, side.sql.values(), {"keys": keys}, len(keys))
+        return {int(row[0]): tuple(None if v is None else str(v) for v in row[1:]) for row in rows}
+
+    def _sample(
+        self,
+        kh: int,
+        source_leaf: _Leaf | None,
+        target_leaf: _Leaf | None,
+        source_values: dict[int, tuple[str | None, ...]],
+        target_values: dict[int, tuple[str | None, ...]],
+        *,
+        rows: bool,
+    ) -> KeySample:
+        kpi = self.source.sql.kpi
+        count = len(kpi.keys)
+        mine = source_values.get(kh) if source_leaf else None
+        theirs = target_values.get(kh) if target_leaf else None
+        known = mine or theirs or (str(kh),) * count
+        return KeySample(
+            key=dict(zip(kpi.keys, known[:count], strict=True)),
+            source=dict(zip(kpi.compared_columns, mine[count:], strict=True)) if rows and mine else None,
+            target=dict(zip(kpi.compared_columns, theirs[count:], strict=True)) if rows and theirs else None,
+            source_count=source_leaf.rows if source_leaf else 0,
+            target_count=target_leaf.rows if target_leaf else 0,
+        )
+
+    def _order(self, sample: KeySample) -> tuple[Any, ...]:
+        kpi = self.source.sql.kpi
+        return tuple(
+            (0, int(value), "")
+            if kpi.column_type(key) == "integer" and value is not None and value.lstrip("-").isdigit()
+            else (1, 0, str(value))
+            for key, value in sample.key.items()
         )

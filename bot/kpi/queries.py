@@ -28,7 +28,9 @@ class LayerSql:
     """Builds the funnel's statements for one layer of a KPI.
 
     Every statement filters ``:lo <= partition < :hi`` (bound values); statements limited to some
-    partitions take them as the expanding parameter ``:parts``; bucket numbers are internal integers.
+    partitions take them as the expanding parameter ``:parts`` (unless ``partition_list`` is off: every
+    partition of the range is wanted, and formatting each row's label to test it would only cost time);
+    bucket numbers are internal integers.
 
     Args:
         kpi: The KPI.
@@ -42,6 +44,7 @@ class LayerSql:
         self.layer = layer
         self.dialect = dialect
         self._quote = quote
+        self.partition_list = True
 
     def column(self, logical: str) -> str:
         """The qualified column reference of a logical column."""
@@ -70,7 +73,7 @@ class LayerSql:
         """The range condition, the KPI's and layer's filters, and optionally the partition list."""
         partition = self.column(self.kpi.partition.column)
         conditions = [f"{partition} >= :lo", f"{partition} < :hi", *self._filters()]
-        if partitions:
+        if partitions and self.partition_list:
             conditions.append(f"{self.label} IN :parts")
         return " AND ".join(conditions)
 
@@ -154,15 +157,19 @@ class LayerSql:
         )
 
     def leaves(self, modulus: int) -> str:
-        """Per key in the buckets ``:buckets``: rows, checksum, and the key's and compared columns' values."""
-        columns = list(self.kpi.keys) + list(self.kpi.compared_columns)
-        extra = "".join(f", {self.normalised(column)} AS c{i}" for i, column in enumerate(columns))
-        values = "".join(f", MIN(x.c{i})" for i in range(len(columns)))
+        """Per key in the buckets ``:buckets``: its hash, rows and checksum (no values: those come for samples)."""
         bucket = self.dialect.modulo("x.kh", modulus)
         return (
-            f"SELECT x.kh, COUNT(*) AS n, SUM(x.rh) AS s{values} FROM ({self._hashed(extra=extra)}) x "
+            f"SELECT x.kh, COUNT(*) AS n, SUM(x.rh) AS s FROM ({self._hashed()}) x "
             f"WHERE {bucket} IN :buckets GROUP BY x.kh"
         )
+
+    def values(self) -> str:
+        """The normalised key and compared columns of the keys whose hashes are ``:keys``."""
+        columns = list(self.kpi.keys) + list(self.kpi.compared_columns)
+        extra = "".join(f", {self.normalised(column)} AS c{i}" for i, column in enumerate(columns))
+        values = ", ".join(f"MIN(x.c{i})" for i in range(len(columns)))
+        return f"SELECT x.kh, {values} FROM ({self._hashed(extra=extra)}) x WHERE x.kh IN :keys GROUP BY x.kh"
 
     def change_max(self) -> str:
         """The latest change timestamp (normalised) in the listed partitions."""
