@@ -109,6 +109,7 @@ class Outcome:
         posted_to: The channel the result was posted to.
         post_error: Why it was not posted although it should have been.
         alerted: It was raised (or resolved) as an alert.
+        pending_post: What to post once the alerts are out: (channel setting, message, setting name).
     """
 
     kind: Literal["kpi", "check"]
@@ -120,6 +121,7 @@ class Outcome:
     posted_to: str | None = None
     post_error: str | None = None
     alerted: bool = False
+    pending_post: tuple[str | None, dict[str, Any], str] | None = None
 
     @property
     def label(self) -> str:
@@ -477,7 +479,32 @@ class KpiService:
                 self._alerts.drain_now(enrich=False)
             except Exception:
                 logger.exception("could not post the KPI alerts now; they stay pending")
+        if post:
+            for outcome in summary.outcomes:
+                if outcome.pending_post is not None:
+                    self._post_report(outcome)
         return summary
+
+    def _post_report(self, outcome: Outcome) -> None:
+        """Post a breach's report in its alert's thread (one thread per KPI), else in the KPI's channel."""
+        assert outcome.pending_post is not None
+        channel, message, setting = outcome.pending_post
+        thread = self._alert_thread(outcome) if outcome.status != "ok" else None
+        if thread is not None:
+            channel = thread[0]
+        ts = self._post(outcome, channel, message, setting, thread_ts=thread[1] if thread else None)
+        if ts is not None and outcome.report is not None and outcome.posted_to is not None and self._chat is not None:
+            self._upload_chart(self._chat, outcome.posted_to, thread[1] if thread else ts, outcome.report)
+
+    def _alert_thread(self, outcome: Outcome) -> tuple[str, str] | None:
+        """The (channel, ts) of the open alert this run raised, once the dispatcher has posted it."""
+        if not outcome.alerted:
+            return None
+        with self._store.transaction() as uow:
+            incident = uow.incidents.find_open(f"{outcome.kind}:{outcome.name}")
+            if incident is None or not incident.slack_channel or not incident.slack_ts:
+                return None
+            return incident.slack_channel, incident.slack_ts
 
     def _scheduled_kpi(self, name: str, *, post: bool, progress: Progress, trigger: str) -> Outcome:
         kpi = self._project.kpis[name]
@@ -503,9 +530,7 @@ class KpiService:
         if post and (report.breached or kpi.post == "always"):
             from bot.render.kpi import render_kpi_report
 
-            ts = self._post(outcome, kpi.channel, render_kpi_report(report), f"kpis.{name}.channel")
-            if ts is not None and outcome.posted_to is not None and self._chat is not None:
-                self._upload_chart(self._chat, outcome.posted_to, ts, report)
+            outcome.pending_post = (kpi.channel, render_kpi_report(report), f"kpis.{name}.channel")
         if post and report.breached:
             self._raise_alert(outcome)
         elif post:
@@ -527,14 +552,22 @@ class KpiService:
         if post and not result.passed:
             from bot.render.kpi import render_check_result
 
-            self._post(outcome, check.channel, render_check_result(result), f"checks.{name}.channel")
+            outcome.pending_post = (check.channel, render_check_result(result), f"checks.{name}.channel")
         if post and not result.passed:
             self._raise_alert(outcome)
         elif post:
             self._resolve_alert(outcome)
         return outcome
 
-    def _post(self, outcome: Outcome, channel: str | None, message: dict[str, Any], setting: str) -> str | None:
+    def _post(
+        self,
+        outcome: Outcome,
+        channel: str | None,
+        message: dict[str, Any],
+        setting: str,
+        *,
+        thread_ts: str | None = None,
+    ) -> str | None:
         """Post to the KPI's (check's) channel or the default one; note why not on the outcome."""
         from bot.alerts.dispatch import ChatError
 
@@ -546,7 +579,7 @@ class KpiService:
             outcome.post_error = f"no channel: set {setting} or default_channel in etl-doctor.yml"
             return None
         try:
-            posted_channel, ts = self._chat.post(where, message)
+            posted_channel, ts = self._chat.post(where, message, thread_ts=thread_ts)
         except ChatError as exc:
             outcome.post_error = f"Slack refused the post to {where}: {exc}"
             logger.warning("could not post %s to %s: %s", outcome.label, where, exc)

@@ -160,16 +160,28 @@ def test_all_without_post_prints_a_summary(world: Path) -> None:
     ]
 
 
+def _top_level(emulator: SlackEmulator) -> list[dict[str, object]]:
+    return [m for m in emulator.messages("#etl-alerts") if m.get("thread_ts", m["ts"]) == m["ts"]]
+
+
 def test_all_with_post_posts_the_breach_its_chart_and_an_alert(world: Path, slack_emulator: SlackEmulator) -> None:
     result = run(
         world, "kpi", "--all", "--post", SLACK_BOT_TOKEN="xoxb-sandbox-token", SLACK_API_URL=slack_emulator.api_url
     )
     assert result.returncode == 1, result.stderr
-    messages = slack_emulator.messages("#etl-alerts")
-    texts = [m["text"] for m in messages]
-    assert any(t.startswith("KPI premium_amount 2025-02-06: Out of tolerance") for t in texts)
-    assert any("KPI premium_amount out of tolerance" in t for t in texts)  # the alert, grouped by kpi:<name>
+    (alert,) = _top_level(slack_emulator)  # one post in the channel: the alert
+    assert "KPI premium_amount out of tolerance" in alert["text"]  # the alert, grouped by kpi:<name>
+    report = slack_emulator.thread("#etl-alerts", alert["ts"])[1]  # the report, in the alert's thread
+    assert report["text"].startswith("KPI premium_amount 2025-02-06: Out of tolerance")
     (chart,) = slack_emulator.uploaded_files()
-    assert chart["completed"] and chart["content"].startswith(PNG_MAGIC)
+    assert chart["completed"] and chart["content"].startswith(PNG_MAGIC) and chart["thread_ts"] == alert["ts"]
+
+    again = run(
+        world, "kpi", "--all", "--post", SLACK_BOT_TOKEN="xoxb-sandbox-token", SLACK_API_URL=slack_emulator.api_url
+    )  # the next hour's scheduled run, still breached
+    assert again.returncode == 1, again.stderr
+    assert [m["ts"] for m in _top_level(slack_emulator)] == [alert["ts"]]
+    reports = [m for m in slack_emulator.thread("#etl-alerts", alert["ts"]) if "Out of tolerance" in m["text"]]
+    assert len(reports) == 2
     with sqlite3.connect(world / "store.db") as db:
-        assert db.execute("SELECT fingerprint, occurrences FROM incidents").fetchall() == [("kpi:premium_amount", 1)]
+        assert db.execute("SELECT fingerprint, occurrences FROM incidents").fetchall() == [("kpi:premium_amount", 2)]
