@@ -16,6 +16,7 @@ from bot.app import RunningServer, serve
 from bot.aws.clients import AwsClients
 from bot.config import Settings, load_settings
 from bot.sandbox.aws_replay import AwsReplay
+from bot.sandbox.kpi_world import KpiWorld, build_kpi_world
 from bot.sandbox.moto_server import SANDBOX_CREDENTIALS, SANDBOX_REGION, MotoSandbox
 from bot.sandbox.slack_emulator import SlackEmulator
 from bot.sandbox.slack_payloads import FORM_CONTENT_TYPE, block_actions, interactive_body, post, signed_request
@@ -32,7 +33,8 @@ class Sandbox:
     """Starts the demo world; use as a context manager.
 
     Args:
-        workdir: Where the SQLite store and etl-doctor.yml go (default: a new temporary directory).
+        workdir: Where the SQLite store, etl-doctor.yml and the KPI world's databases (``kpi/``) go
+            (default: a new temporary directory).
     """
 
     def __init__(self, workdir: Path | None = None) -> None:
@@ -48,6 +50,7 @@ class Sandbox:
         self._server: RunningServer | None = None
         self._thread: threading.Thread | None = None
         self.world: dict[str, Any] = {}
+        self.kpi: KpiWorld | None = None
 
     @property
     def base_url(self) -> str:
@@ -62,7 +65,8 @@ class Sandbox:
         return f"{self.base_url}/slack/events"
 
     def start(self) -> Sandbox:
-        """Start moto and the Slack emulator, seed the pipelines, and run the bot's HTTP server."""
+        """Start moto and the Slack emulator, seed the pipelines and the KPI world, and run the bot's HTTP server."""
+        self.kpi = build_kpi_world(self.workdir / "kpi")
         self.moto.start()
         self.moto.reset()  # moto's state is per process: start from an empty world even if another server ran here
         self.replay = AwsReplay(self.moto.endpoint_url).start()
@@ -75,7 +79,7 @@ class Sandbox:
             "AWS_REGION": SANDBOX_REGION,
             "AWS_ENDPOINT_URL": self.replay.endpoint_url,
             "DATABASE_URL": f"sqlite:///{self.workdir / 'etl-doctor.db'}",
-            "ETL_DOCTOR_CONFIG": str(write_project_file(self.workdir / "etl-doctor.yml")),
+            "ETL_DOCTOR_CONFIG": str(write_project_file(self.workdir / "etl-doctor.yml", kpi=self.kpi)),
             "ETL_DOCTOR_HTTP_HOST": "127.0.0.1",
             "PORT": "0",
             "ETL_DOCTOR_HTTP_THREADS": "4",
@@ -84,7 +88,7 @@ class Sandbox:
         self.settings = load_settings(environ)
         aws = AwsClients.from_settings(self.settings, credentials=SANDBOX_CREDENTIALS)
         self.services = Services(self.settings, aws=aws, sns_certificates=PinnedCertificate(self.signer.pem))
-        self.world = seed_world(self.replay, aws)
+        self.world = seed_world(self.replay, aws, kpi=self.kpi)
         ready = threading.Event()
 
         def on_ready(server: RunningServer) -> None:

@@ -4,22 +4,30 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bot.commands import ACTION_ACK, ACTION_CONFIRM, ACTION_REDRIVE, ACTION_RETRY
 from bot.render.terminal import render_message
 from bot.sandbox.alert_events import status_change_event
+from bot.sandbox.kpi_world import BROKEN_PARTITION, CHECK_NAME, CONNECTIONS, KPI_NAME
 from bot.sandbox.sandbox import Sandbox
 from bot.sandbox.slack_requests import SlashResult
 from bot.sandbox.world import ALERTS_CHANNEL, DLQ_NAME, ONCALL_LEAD, ONCALL_MEMBER
 
 RULE = "━" * 72
+DEMO_OUTPUT = Path("demo-output")  # where `make demo` leaves what it made (the KPI chart); git-ignored
 
 
 def _indent(text: str) -> str:
     return "\n".join(f"  │ {line}" if line else "  │" for line in text.splitlines())
+
+
+def _wrapped(text: str) -> str:
+    return textwrap.fill(text, width=100, initial_indent="  ", subsequent_indent="  ")
 
 
 def _show(out: Callable[[str], None], title: str, note: str, result: SlashResult) -> None:
@@ -158,12 +166,81 @@ def _dlq_story(sandbox: Sandbox, out: Callable[[str], None]) -> list[str]:
     return problems
 
 
-def run_tour(*, keep_running: bool = False, out: Callable[[str], None] = print) -> int:
+def _kpi_story(sandbox: Sandbox, out: Callable[[str], None], output_dir: Path) -> list[str]:
+    """A KPI breach localized to its partition, keys and layer; the chart saved; a data-quality check."""
+    world = sandbox.kpi
+    if world is None:
+        return ["the sandbox has no KPI world"]
+    problems: list[str] = []
+    gap = world.headline
+    files = ", ".join(f"{name} → {file}" for name, file in CONNECTIONS.items())
+    out(f"\n{RULE}\nThe KPI world: policies in SQLite stand-ins for Oracle, the S3 raw layer and Redshift\n")
+    out(f"  {world.directory}/  ({files})")
+    policies = sum(world.source_rows.values())
+    out(
+        _wrapped(
+            f"{len(world.partitions)} daily partitions, {policies:,} policies. The raw layer's files are in S3 and "
+            "its table in the Glue Data Catalog (moto). etl-doctor.yml names the lineage of premium_amount: "
+            "oracle.policies → s3_raw.policies → ods_policies → fact_policies."
+        )
+    )
+
+    command = f"kpi {KPI_NAME} {BROKEN_PARTITION}"
+    before = len(sandbox.slack.uploaded_files())
+    result = sandbox.requests.slash(command, responses=0)
+    out(f"\n{RULE}\n/etl {command}")
+    out("  Finance says premium_amount in Redshift is short. etl-doctor posts a progress message in the channel,")
+    out("  then replaces it with the answer: the partition, the keys and the layer where the gap starts")
+    out("  (aggregates and checksums computed inside the databases):\n")
+    uploaded = _wait(lambda: [f for f in sandbox.slack.uploaded_files()[before:] if f["completed"]], 60)
+    if result.status != 200 or not uploaded:
+        return [f"/etl {command}: HTTP {result.status}, no answer with a chart in the channel"]
+    chart = uploaded[0]
+    answer = next((m for m in sandbox.slack.messages(chart["channel"]) if m.get("ts") == chart["thread_ts"]), None)
+    if answer is None:
+        return [f"/etl {command}: the chart was not shared in the answer's thread"]
+    out(_indent(render_message(answer)))
+    text = json.dumps(answer, ensure_ascii=False)
+    expected = (
+        f"{len(gap.keys)} missing in target",
+        f"{gap.upstream} → {gap.downstream}: {len(gap.keys)} rows lost",
+        f"dt={BROKEN_PARTITION}",
+    )
+    problems += [f"/etl {command}: the answer does not say {line!r}" for line in expected if line not in text]
+    content = chart["content"] or b""
+    if not content.startswith(b"\x89PNG"):
+        problems.append(f"/etl {command}: the chart is not a PNG")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    saved = output_dir / str(chart["filename"])
+    saved.write_bytes(content)
+    out("\n  The chart (source vs target per partition) is shared in the answer's thread (files_upload_v2);")
+    out(f"  chart saved to {saved} ({len(content) / 1024:.0f} KB)")
+    others = "; ".join(f"{g.partition}: {g.description}" for g in world.gaps[1:])
+    out("")
+    out(_wrapped(f"What the sandbox injected: {gap.description}."))
+    out(_wrapped(f"Also injected ({others}), each within tolerance on its own; a range lists them all:"))
+    out(f"  /etl kpi {KPI_NAME} {world.partitions[0]}..{BROKEN_PARTITION}")
+
+    command = f"check {CHECK_NAME}"
+    result = sandbox.requests.slash(command)
+    _show(
+        out,
+        f"/etl {command}",
+        "A data-quality check: a query counting the rows that break a rule, and a threshold:",
+        result,
+    )
+    if result.status != 200 or f"{len(world.negative_keys)} violating rows" not in json.dumps(result.messages):
+        problems.append(f"/etl {command}: the {len(world.negative_keys)} negative premiums were not reported")
+    return problems
+
+
+def run_tour(*, keep_running: bool = False, out: Callable[[str], None] = print, output_dir: Path = DEMO_OUTPUT) -> int:
     """Run the tour and return the process exit code (0 when every step behaved as expected).
 
     Args:
         keep_running: Leave the sandbox up afterwards until Ctrl-C (to try commands by hand).
         out: Where lines go (tests capture them).
+        output_dir: Where files the tour makes go (the KPI chart).
     """
     started = time.monotonic()
     problems: list[str] = []
@@ -200,6 +277,7 @@ def run_tour(*, keep_running: bool = False, out: Callable[[str], None] = print) 
 
         problems += _alert_story(sandbox, out)
         problems += _dlq_story(sandbox, out)
+        problems += _kpi_story(sandbox, out, output_dir)
 
         forged_secret = "not-the-signing-secret"  # noqa: S105 - deliberately wrong
         status = sandbox.requests.slash("pipelines", secret=forged_secret, responses=0).status

@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from bot.aws.clients import AwsClients
 from bot.sandbox.aws_replay import AwsReplay
+from bot.sandbox.kpi_world import KpiWorld, project_fragment, seed_kpi_catalog
 from bot.sandbox.moto_server import SANDBOX_ACCOUNT, SANDBOX_REGION
 from bot.sandbox.scenarios import load_scenario, read_scenario
 
@@ -58,6 +61,8 @@ PIPELINES: tuple[SandboxPipeline, ...] = (
     SandboxPipeline("billing-etl", "Billing export (weekly)", _succeeding(), ()),
 )
 
+KPI_PIPELINE = PIPELINES[0].name  # policies-etl loads fact_policies: re-running it for a partition backfills it
+
 
 def seed(stepfunctions: Any, *, wait_seconds: float = 20.0) -> None:
     """Create the moto-run pipelines' state machines, start their runs and wait until each has finished.
@@ -100,15 +105,23 @@ def seed_dead_letters(sqs: Any) -> None:
         sqs.send_message(QueueUrl=queue_url(DLQ_QUEUE), MessageBody=json.dumps(message))
 
 
-def seed_world(replay: AwsReplay, aws: AwsClients) -> dict[str, Any]:
-    """The whole sandbox world: moto-run pipelines, a DLQ, and the recorded policies-etl failure (returned)."""
+def seed_world(replay: AwsReplay, aws: AwsClients, *, kpi: KpiWorld | None = None) -> dict[str, Any]:
+    """The whole sandbox world: moto-run pipelines, a DLQ, and the recorded policies-etl failure (returned).
+
+    Args:
+        replay: The replay endpoint.
+        aws: Clients pointed at the replay endpoint (or moto).
+        kpi: The KPI world, whose raw layer then goes to S3 and the Glue Data Catalog (one partition short).
+    """
     seed(aws.client("stepfunctions"))
     seed_dead_letters(aws.client("sqs"))
+    if kpi is not None:
+        seed_kpi_catalog(kpi, aws.client("glue"), aws.client("s3"))
     return load_scenario(read_scenario(RECORDED_FAILURE), replay, aws)
 
 
-def write_project_file(path: Path) -> Path:
-    """Write the etl-doctor.yml that describes the sandbox's pipelines."""
+def write_project_file(path: Path, *, kpi: KpiWorld | None = None) -> Path:
+    """Write the etl-doctor.yml that describes the sandbox's pipelines (and, given a KPI world, its KPI and check)."""
     lines = [
         f'default_channel: "{ALERTS_CHANNEL}"',
         "sns_topics:",
@@ -137,5 +150,8 @@ def write_project_file(path: Path) -> Path:
         '    description: "Partitions the loader gave up on"',
         f"    target: {{queue_url: {queue_url(DLQ_SOURCE)}}}",
     ]
+    if kpi is not None:
+        fragment = project_fragment(kpi, pipeline=KPI_PIPELINE, channel=ALERTS_CHANNEL)
+        lines += yaml.safe_dump(fragment, sort_keys=False, allow_unicode=True, width=120).splitlines()
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
