@@ -135,43 +135,17 @@ class ActionService:
                 + f" `{source.name}`.",
                 *plan.changes,
             )
-        now = self._clock()
-        with self._store.transaction() as uow:
-            request, created = uow.action_requests.open(
-                idempotency_key=key,
-                action=kind,
-                target=arn,
-                requested_by=actor.user_id,
-                at=now,
-                status="awaiting_confirmation",
-                pipeline=pipeline,
-                incident_id=incident_id or (incident.id if incident else None),
-                channel=actor.channel_id,
-                thread_ts=thread_ts,
-                parameters={**parameters, "details": list(details)},
-            )
-            if not created and request.status in REOPENABLE:
-                previous = request.parameters.get("name")
-                if kind != "redrive" and previous and request.result.get("execution_arn"):
-                    # AWS refuses a name whose execution has closed: the next attempt gets the next number
-                    bumped, planned = retry_name(str(previous)), str(parameters["name"])
-                    arn_base = str(parameters["new_execution_arn"]).rsplit(":", 1)[0]
-                    parameters = {**parameters, "name": bumped, "new_execution_arn": f"{arn_base}:{bumped}"}
-                    details = tuple(line.replace(f"`{planned}`", f"`{bumped}`") for line in details)
-                uow.action_requests.reopen(
-                    request.id,
-                    at=now,
-                    status="awaiting_confirmation",
-                    requested_by=actor.user_id,
-                    parameters={**parameters, "details": list(details)},
-                    channel=actor.channel_id,
-                    thread_ts=thread_ts or request.thread_ts,
-                )
-                uow.session.refresh(request)
-            elif not created:
-                return self._existing(request, kind, actor)
-        self._audit(actor, kind, arn, "requested", pipeline, request.incident_id, parameters=parameters)
-        return Outcome("confirm", f"{LABEL[kind]}?", request, details)
+        return self._open(
+            key,
+            kind,
+            arn,
+            actor,
+            pipeline=pipeline,
+            incident_id=incident_id or (incident.id if incident else None),
+            thread_ts=thread_ts,
+            parameters=parameters,
+            details=details,
+        )
 
     def request_backfill(self, kpi: str, partition: str, actor: Actor, *, thread_ts: str | None = None) -> Outcome:
         """Ask to re-run a KPI's pipeline for one differing partition (confirmed, permission-checked, audited).
@@ -199,21 +173,55 @@ class ActionService:
         parameters = {**_plan_parameters(plan), "kpi": kpi, "partition": partition}
         details = (f"Start `{plan.name}` of `{_short(machine)}` to reload {partition} for KPI `{kpi}`.", *plan.changes)
         key = f"backfill:{kpi}:{partition}:{now.date().isoformat()}"
+        return self._open(
+            key,
+            "backfill",
+            target,
+            actor,
+            pipeline=pipeline,
+            incident_id=None,
+            thread_ts=thread_ts,
+            parameters=parameters,
+            details=details,
+        )
+
+    def _open(
+        self,
+        key: str,
+        kind: ActionKind,
+        target: str,
+        actor: Actor,
+        *,
+        pipeline: str | None,
+        incident_id: str | None,
+        thread_ts: str | None,
+        parameters: dict[str, Any],
+        details: tuple[str, ...],
+    ) -> Outcome:
+        """Open (or reopen) the one request for ``key`` awaiting confirmation, or say it already exists."""
+        now = self._clock()
         with self._store.transaction() as uow:
             request, created = uow.action_requests.open(
                 idempotency_key=key,
-                action="backfill",
+                action=kind,
                 target=target,
                 requested_by=actor.user_id,
                 at=now,
                 status="awaiting_confirmation",
                 pipeline=pipeline,
-                incident_id=None,
+                incident_id=incident_id,
                 channel=actor.channel_id,
                 thread_ts=thread_ts,
                 parameters={**parameters, "details": list(details)},
             )
             if not created and request.status in REOPENABLE:
+                previous = request.parameters.get("name")
+                if kind != "redrive" and previous and request.result.get("execution_arn"):
+                    # AWS refuses a name whose execution has closed: the next attempt gets the next number
+                    bumped, planned = retry_name(str(previous)), str(parameters["name"])
+                    arn_base = str(parameters["new_execution_arn"]).rsplit(":", 1)[0]
+                    parameters = {**parameters, "name": bumped, "new_execution_arn": f"{arn_base}:{bumped}"}
+                    details = tuple(line.replace(f"`{planned}`", f"`{bumped}`") for line in details)
                 uow.action_requests.reopen(
                     request.id,
                     at=now,
@@ -225,9 +233,9 @@ class ActionService:
                 )
                 uow.session.refresh(request)
             elif not created:
-                return self._existing(request, "backfill", actor)
-        self._audit(actor, "backfill", target, "requested", pipeline, None, parameters=parameters)
-        return Outcome("confirm", "Backfill?", request, details)
+                return self._existing(request, kind, actor)
+        self._audit(actor, kind, target, "requested", pipeline, request.incident_id, parameters=parameters)
+        return Outcome("confirm", f"{LABEL[kind]}?", request, details)
 
     def _existing(self, request: ActionRequest, kind: ActionKind, actor: Actor) -> Outcome:
         """The answer when the same action on the same target was already asked for."""
