@@ -491,6 +491,16 @@ def config_check(config: ConfigOption = None) -> None:
         for r in project.alerts.routes
     )
     typer.echo(f"alert routes: {routes or '(none)'}; grouping window {project.alerts.group_window_minutes} min")
+    connections = ", ".join(
+        f"{name} ({config.url.get_secret_value().split(':', 1)[0]})"
+        for name, config in sorted(project.connections.items())
+    )
+    typer.echo(f"connections: {connections or '(none)'}")
+    kpis = ", ".join(
+        f"{name} ({' → '.join(layer.name for layer in kpi.layers)})" for name, kpi in sorted(project.kpis.items())
+    )
+    typer.echo(f"kpis: {kpis or '(none)'}")
+    typer.echo(f"checks: {', '.join(sorted(project.checks)) or '(none)'}")
 
 
 @sns_app.command("verify")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bot.config import env_var_names, load_settings, project_keys
+import pytest
+
+from bot.config import ConfigError, env_var_names, load_settings, project_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -33,5 +35,16 @@ def test_the_table_lists_no_setting_that_does_not_exist() -> None:
 
 
 def test_example_project_file_is_valid() -> None:
-    settings = load_settings({"ETL_DOCTOR_CONFIG": str(ROOT / "examples" / "etl-doctor.yml")})
+    example = str(ROOT / "examples" / "etl-doctor.yml")
+    settings = load_settings({"ETL_DOCTOR_CONFIG": example, "ORACLE_PASSWORD": "p@ss:w/rd", "REDSHIFT_PASSWORD": "x"})
     assert set(settings.project.pipelines) == {"policies-etl", "claims-etl"}
+    assert [layer.name for layer in settings.project.kpis["premium_amount"].layers] == [
+        "oracle.policies",
+        "s3_raw.policies",
+        "ods_policies",
+        "fact_policies",
+    ]
+    oracle = settings.project.connections["oracle"].url.get_secret_value()
+    assert "etl_ro:p%40ss%3Aw%2Frd@oracle.internal" in oracle  # a password cannot change the URL's shape
+    with pytest.raises(ConfigError, match=r"connections\.oracle\.url: environment variable ORACLE_PASSWORD is not set"):
+        load_settings({"ETL_DOCTOR_CONFIG": example})
