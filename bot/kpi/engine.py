@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -302,7 +303,7 @@ class KpiEngine:
         found = funnel.compare(estimate, max(len(present), moved))
         if note and found.note:
             note = f"{found.note}; {note}"
-        return KeyDiff(found.missing, found.extra, found.changed, found.duplicates, found.complete, note or found.note)
+        return dataclasses.replace(found, note=note or found.note)
 
     def _lineage(
         self,

@@ -70,6 +70,11 @@ def _next_size(rows_in_differing: float, size: float, differing_fraction: float,
     return best
 
 
+def _leaf_rows(buckets: int, size: float) -> float:
+    """Keys expected back when fetching ``buckets`` buckets of ``size`` rows (with room for uneven ones)."""
+    return buckets * size * 1.5 + 10
+
+
 class KeyFunnel:
     """Compares two layers key by key without moving their rows: bucket checksums first, rows last.
 
@@ -109,22 +114,34 @@ class KeyFunnel:
         size = rows_estimate / modulus
         parents: list[int] | None = None
         parent_modulus: int | None = None
+        at_least = 0
         try:
             for level in range(1, MAX_LEVELS + 1):
                 differing = self._differing_buckets(modulus, parent_modulus, parents)
                 self.progress(f"keys: pass {level}, {len(differing):,} of {modulus:,} buckets differ")
                 if not differing:
                     return KeyDiff()
-                fraction = len(differing) / (modulus if parents is None else len(parents) * (modulus // parent_modulus))  # type: ignore[operator]
+                at_least = len(differing)  # every differing bucket holds at least one differing key
+                examined = modulus if parents is None else len(parents) * (modulus // (parent_modulus or 1))
                 rows_in_differing = len(differing) * size
-                next_size = _next_size(rows_in_differing, size, min(fraction, 1.0), rows_estimate)
+                # with an integer key the next pass hashes only the rows of the differing buckets
+                rehashed = int(rows_in_differing) if self.source.sql.integer_key else rows_estimate
+                next_size = _next_size(rows_in_differing, size, min(len(differing) / examined, 1.0), rehashed)
+                budget = min(self._budget.values())
+                if next_size >= size and _leaf_rows(len(differing), size) > budget and size > 2:
+                    # fetching the keys now would break the row cap: smaller buckets, so that they fit
+                    next_size = max(1.0, min(size / 2, budget / (4 * len(differing))))
                 if next_size >= size or level == MAX_LEVELS or size <= 2:
                     return self._leaves(modulus, differing, size)
                 factor = max(2, int(size / next_size))
                 parents, parent_modulus = differing, modulus
                 modulus, size = modulus * factor, size / factor
         except RowCapError as capped:
-            return KeyDiff(complete=False, note=f"stopped early: {capped}; raise max_rows or narrow the range")
+            return KeyDiff(
+                complete=False,
+                at_least=at_least,
+                note=f"stopped early: {capped}; at least {at_least:,} keys differ; raise max_rows or narrow the range",
+            )
         return KeyDiff()  # pragma: no cover - the loop always returns
 
     def _differing_buckets(self, modulus: int, parent_modulus: int | None, parents: list[int] | None) -> list[int]:
@@ -140,7 +157,7 @@ class KeyFunnel:
         return sorted(b for b in set(left) | set(right) if left.get(b) != right.get(b))
 
     def _leaves(self, modulus: int, buckets: list[int], size: float) -> KeyDiff:
-        expected = len(buckets) * size * 1.5 + 10
+        expected = _leaf_rows(len(buckets), size)
 
         def job(side: Side) -> dict[int, _Leaf]:
             rows = self._run(side, side.sql.leaves(modulus), {"buckets": buckets}, expected)

@@ -103,6 +103,7 @@ class KeyDiff:
     Attributes:
         complete: False when a row cap stopped the search; counts are then lower bounds.
         note: Why the search stopped early, if it did.
+        at_least: When it stopped early: how many keys differ at least (one per differing bucket).
     """
 
     missing: KeySet = KeySet()
@@ -111,6 +112,7 @@ class KeyDiff:
     duplicates: KeySet = KeySet()
     complete: bool = True
     note: str | None = None
+    at_least: int = 0
 
     @property
     def total(self) -> int:
@@ -125,6 +127,7 @@ class KeyDiff:
             "changed": self.changed.to_json(),
             "duplicates": self.duplicates.to_json(),
             "complete": self.complete,
+            "at_least": self.at_least,
             "note": self.note,
         }
 

@@ -99,10 +99,15 @@ class LayerSql:
         return self.dialect.normalise(self.column(logical), self.kpi.column_type(logical), self.kpi.scale)
 
     @property
+    def integer_key(self) -> bool:
+        """The key is one integer column: it is its own hash, so filtering by bucket needs no md5."""
+        return len(self.kpi.keys) == 1 and self.kpi.column_type(self.kpi.keys[0]) == "integer"
+
+    @property
     def key_hash(self) -> str:
         """A bigint that identifies the key: the key itself for a single integer key, else 60 bits of md5."""
         keys = self.kpi.keys
-        if len(keys) == 1 and self.kpi.column_type(keys[0]) == "integer":
+        if self.integer_key:
             return self.dialect.as_bigint(self.column(keys[0]))
         encoded = self.dialect.concat(*(self.dialect.encode(self.normalised(key)) for key in keys))
         return self.dialect.hash_int(encoded, KEY_HASH_DIGITS)
