@@ -133,10 +133,15 @@ class KpiEngine:
         quote = self.databases.engine(connection).dialect.identifier_preparer.quote
         databases = self.databases
 
+        sql = LayerSql(kpi, layer, dialect, quote)
+
         def fetch(statement: str, params: dict[str, Any], max_rows: int | None) -> list[tuple[Any, ...]]:
+            if sql.by_day and "parts" in params:
+                days = [parse_label(label, "day") for label in params["parts"]]
+                params = {**params, "part_days": [bound_value(day, "date", dialect.name) for day in days]}
             return databases.fetch(connection, statement, params, stats=stats, max_rows=max_rows)
 
-        return LayerRun(layer, LayerSql(kpi, layer, dialect, quote), connection, fetch, {})
+        return LayerRun(layer, sql, connection, fetch, {})
 
     def reconcile(self, name: str, spec: str | None = None, *, progress: Progress = no_progress) -> KpiReport:
         """Reconcile one KPI between its first layer (source) and its last (target).

@@ -62,6 +62,14 @@ class LayerSql:
         """The partition label expression."""
         return self.dialect.partition_label(self.column(self.kpi.partition.column), self.kpi.partition.grain)
 
+    @property
+    def by_day(self) -> bool:
+        """Partitions are whole days of a DATE column, listed as dates (``:part_days``) rather than labels.
+
+        Not on Oracle, whose DATE carries a time of day.
+        """
+        return self.kpi.partition.grain == "day" and self.kpi.partition.type == "date" and self.dialect.name != "oracle"
+
     def _filters(self) -> list[str]:
         return [
             f"({map_identifiers(condition, self.layer, self._quote)})"
@@ -74,7 +82,9 @@ class LayerSql:
         partition = self.column(self.kpi.partition.column)
         conditions = [f"{partition} >= :lo", f"{partition} < :hi", *self._filters()]
         if partitions and self.partition_list:
-            conditions.append(f"{self.label} IN :parts")
+            # whole days of a date column: compare the column itself (indexes, Redshift zone maps), not its label
+            by_day = self.by_day
+            conditions.append(f"{partition} IN :part_days" if by_day else f"{self.label} IN :parts")
         return " AND ".join(conditions)
 
     @property

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.sandbox.slack_emulator import SlackEmulator
+from tests.support.kpi_files import make_world
 
 EXE = shutil.which("etl-doctor", path=str(Path(sys.executable).parent)) or "etl-doctor"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -22,42 +23,6 @@ DOCUMENTED_KEYS = [
     "first_divergent_layer", "hints", "backfill", "queries_run", "bytes_fetched", "rows_fetched", "elapsed_ms",
     "warnings",
 ]  # fmt: skip
-
-
-def make_world(root: Path, *, negative: int = 0) -> Path:
-    """Two SQLite files (the target lacks P-0005 of 2025-02-06) and etl-doctor.yml; returns the directory."""
-    for side in ("src", "dst"):
-        with sqlite3.connect(root / f"{side}.db") as db:
-            db.execute("CREATE TABLE policies (policy_id TEXT PRIMARY KEY, policy_date TEXT, premium NUMERIC)")
-            rows = [(f"P-{i:04d}", f"2025-02-{1 + i % 6:02d}", f"{100 + i}.50") for i in range(60)]
-            rows += [(f"N-{i}", "2025-02-02", "-1") for i in range(negative)]
-            db.executemany(
-                "INSERT INTO policies VALUES (?, ?, ?)", [r for r in rows if side == "src" or r[0] != "P-0005"]
-            )
-    (root / "etl-doctor.yml").write_text(
-        f"""
-default_channel: "#etl-alerts"
-connections:
-  src: {{url: "sqlite:///{root / "src.db"}"}}
-  dst: {{url: "sqlite:///{root / "dst.db"}"}}
-kpis:
-  premium_amount:
-    aggregate: sum
-    column: premium
-    keys: [policy_id]
-    partition: {{column: policy_date, grain: day}}
-    tolerance: {{relative: 0.001}}
-    layers:
-      - {{name: src.policies, connection: src, table: policies}}
-      - {{name: dst.policies, connection: dst, table: policies}}
-checks:
-  no_negative_premiums:
-    connection: src
-    sql: SELECT count(*) FROM policies WHERE premium < 0
-""",
-        encoding="utf-8",
-    )
-    return root
 
 
 @pytest.fixture

@@ -76,7 +76,9 @@ def test_redshift_sql_uses_redshift_functions_and_no_postgresql_only_syntax() ->
     assert "STRTOL(SUBSTR(MD5(" in statement
     assert "::" not in statement and "BIT(" not in statement
     assert "VARCHAR(65535)" in statement  # TEXT is VARCHAR(256) on Redshift: values would be cut
-    assert "TO_CHAR(t.policy_date, 'YYYY-MM-DD') IN :parts" in statement
+    assert "t.policy_date IN :part_days" in statement  # whole days: the column itself, so zone maps prune
+    monthly = _sql("redshift", partition={"column": "policy_date", "grain": "month"}).buckets(256, None)
+    assert "TO_CHAR(t.policy_date, 'YYYY-MM') IN :parts" in monthly
     assert "MOD(x.kh, 16) IN :parents" in statement and "GROUP BY MOD(x.kh, 256)" in statement
 
 
