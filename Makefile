@@ -63,6 +63,7 @@ bench: $(VENV)/.dev-installed
 	$(PY) bench/classify_accuracy.py
 	$(PY) bench/actions.py
 	$(PY) bench/alert_storm.py
+	$(PY) bench/kpi_vs_reladiff.py
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache *.egg-info
