@@ -105,16 +105,26 @@ def _prepare_session(dbapi_connection: Any, _record: Any, *, dialect: str, confi
 
 
 def _connect_args(dialect: str, url: str, config: ConnectionConfig) -> dict[str, Any]:
-    if dialect == "postgresql" and "+psycopg" in url.split("://", 1)[0]:
+    """Driver arguments: session settings, and a connect timeout so a silent database fails the run fast."""
+    driver = url.split("://", 1)[0]
+    timeout = config.connect_timeout_seconds
+    if dialect == "postgresql" and "+psycopg" in driver:
         options = f"-c statement_timeout={config.statement_timeout_seconds * 1000}"
         if config.read_only:
             options += " -c default_transaction_read_only=on"
-        return {"options": options}
+        return {"options": options, "connect_timeout": timeout}
     if dialect == "redshift":
+        arguments: dict[str, Any] = {"timeout": timeout}
         query = make_url(url).query
         # URL query values are strings; redshift-connector wants a bool for ssl.
         if "ssl" in query:
-            return {"ssl": str(query["ssl"]).lower() not in ("false", "0", "no", "off")}
+            arguments["ssl"] = str(query["ssl"]).lower() not in ("false", "0", "no", "off")
+        return arguments
+    if dialect in ("mysql", "mariadb"):
+        # PyMySQL's connect_timeout covers the TCP connect only; the handshake and every read wait read_timeout
+        return {"connect_timeout": timeout, "read_timeout": config.statement_timeout_seconds + timeout}
+    if dialect == "oracle":
+        return {"tcp_connect_timeout": timeout}
     return {}
 
 

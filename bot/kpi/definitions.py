@@ -36,6 +36,9 @@ class ConnectionConfig(BaseModel):
     )
     read_only: bool = Field(True, description="Open read-only sessions where the database supports them.")
     statement_timeout_seconds: int = Field(120, ge=1, le=86400, description="Cancel any one query after this.")
+    connect_timeout_seconds: int = Field(
+        15, ge=1, le=600, description="Give up on a database that does not answer a connection within this."
+    )
     max_rows: int = Field(200_000, ge=100, description="Cap on rows fetched from this database per run.")
 
     @field_validator("url")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
+import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -195,3 +197,30 @@ def test_mariadb_sessions_are_read_only_with_a_statement_timeout(mariadb_url: st
     with pytest.raises(KpiError, match="max_statement_time"):
         databases.fetch("my", "SELECT SLEEP(5) FROM (SELECT 1 UNION SELECT 2) t", stats=QueryStats())
     databases.dispose()
+
+
+@pytest.mark.parametrize(
+    "scheme",
+    ["postgresql+psycopg://postgres@", "mysql+pymysql://root@", "redshift+redshift_connector://postgres:x@"],
+)
+def test_a_database_that_never_answers_fails_the_run_at_the_connect_timeout(scheme: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:  # accepts connections, never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"{scheme}127.0.0.1:{silent.getsockname()[1]}/db"
+        config = ConnectionConfig(url=url, connect_timeout_seconds=1, statement_timeout_seconds=1)
+        databases = Databases({"slow": config})
+        outcome: list[BaseException] = []
+
+        def connect() -> None:
+            try:
+                databases.fetch("slow", "SELECT 1", stats=QueryStats())
+            except BaseException as exc:
+                outcome.append(exc)
+
+        worker = threading.Thread(target=connect, daemon=True)
+        worker.start()
+        worker.join(30)  # far above the 1 s timeout: a driver that ignored it would still be waiting
+        assert not worker.is_alive(), "the connection attempt ignored connect_timeout_seconds"
+        assert len(outcome) == 1 and isinstance(outcome[0], KpiError)
+        assert str(outcome[0]).startswith("connection `slow`: ")

@@ -188,6 +188,6 @@ def test_config_names_unknown_connections_and_reserved_names() -> None:
 def test_redshift_ssl_in_the_url_becomes_a_real_bool(query: str, expected: bool) -> None:
     # redshift-connector turns TLS on only for ssl=True: the text "true" from a URL would silently turn it off
     connection = ConnectionConfig(url=f"redshift+redshift_connector://etl@cluster:5439/dev?ssl={query}")
-    assert _connect_args("redshift", connection.url.get_secret_value(), connection) == {"ssl": expected}
+    assert _connect_args("redshift", connection.url.get_secret_value(), connection) == {"ssl": expected, "timeout": 15}
     engine = Databases({"warehouse": connection}).engine("warehouse")
     assert "ssl" not in engine.url.query  # passed as a bool, not as text
