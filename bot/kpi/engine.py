@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 from bot.kpi.advice import backfill_suggestions, find_hints
 from bot.kpi.databases import Databases, QueryStats
 from bot.kpi.keys import KeyFunnel, Side
-from bot.kpi.lineage import first_divergence
+from bot.kpi.lineage import divergences
 from bot.kpi.model import (
     CheckResult,
+    Divergence,
     KeyDiff,
     KpiError,
     KpiReport,
@@ -207,7 +208,7 @@ class KpiEngine:
             series=window[-kpi.chart_partitions :],
         )
         report.keys = self._keys(kpi, source, target, differing, len(rows), progress)
-        report.layers, report.first_divergence = self._lineage(kpi, layers, left, right, differing, report, progress)
+        report.layers, report.divergences = self._lineage(kpi, layers, left, right, differing, report, progress)
         progress("hints")
         report.hints = find_hints(kpi, layers, left, right, report, glue=self.glue, s3=self.s3)
         report.backfill = backfill_suggestions(kpi, self.project, report)
@@ -319,13 +320,13 @@ class KpiEngine:
         differing: list[PartitionRow],
         report: KpiReport,
         progress: Progress,
-    ) -> tuple[list[LayerValue], Any]:
+    ) -> tuple[list[LayerValue], list[Divergence]]:
         source, target = layers[0], layers[-1]
         if not differing:
             return [
                 LayerValue(source.config.name, source.connection, report.source_value, _rows(left.values())),
                 LayerValue(target.config.name, target.connection, report.target_value, _rows(right.values())),
-            ], None
+            ], []
         parts = [row.partition for row in differing[:MAX_LINEAGE_PARTITIONS]]
         progress(f"lineage: the KPI in {len(layers)} layers for {len(parts):,} differing partitions")
         per_layer: list[dict[str, tuple[Decimal | None, int]] | str] = []
@@ -359,8 +360,8 @@ class KpiEngine:
             if not layers[0].sql.decomposable:
                 total = None
             values.append(LayerValue(layer.config.name, layer.connection, total, sum(n for _, n in found.values())))
-        divergence = first_divergence(kpi, values, [p if not isinstance(p, str) else None for p in per_layer], parts)
-        return values, divergence
+        diverging = divergences(kpi, values, [p if not isinstance(p, str) else None for p in per_layer], parts)
+        return values, diverging
 
     def check(self, name: str) -> CheckResult:
         """Run one data-quality check.

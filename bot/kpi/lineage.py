@@ -12,13 +12,13 @@ from bot.kpi.model import Divergence, LayerValue
 PartitionValues = dict[str, tuple[Decimal | None, int]]
 
 
-def first_divergence(
+def divergences(
     kpi: KpiConfig,
     layers: Sequence[LayerValue],
     per_partition: Sequence[PartitionValues | None],
     partitions: Sequence[str],
-) -> Divergence | None:
-    """The first adjacent pair of layers whose KPI or row count differs in any of the partitions.
+) -> list[Divergence]:
+    """Every adjacent pair of layers whose KPI or row count differs in any of the partitions, in lineage order.
 
     Layers that could not be read (``None``) are skipped: their neighbours are compared instead.
 
@@ -28,6 +28,7 @@ def first_divergence(
         per_partition: Each layer's (value, rows) by partition label, or None when it failed.
         partitions: The partitions compared.
     """
+    found = []
     readable = [(layer, values) for layer, values in zip(layers, per_partition, strict=True) if values is not None]
     for (upstream, up), (downstream, down) in itertools.pairwise(readable):
         rows_lost = 0
@@ -43,5 +44,5 @@ def first_divergence(
         if differs:
             if kpi.aggregate not in ("count", "sum"):
                 diff = (downstream.value or Decimal(0)) - (upstream.value or Decimal(0))
-            return Divergence(upstream.name, downstream.name, diff, rows_lost)
-    return None
+            found.append(Divergence(upstream.name, downstream.name, diff, rows_lost))
+    return found

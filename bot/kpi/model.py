@@ -242,7 +242,7 @@ class KpiReport:
     series: list[PartitionRow] = field(default_factory=list)
     keys: KeyDiff | None = None
     layers: list[LayerValue] = field(default_factory=list)
-    first_divergence: Divergence | None = None
+    divergences: list[Divergence] = field(default_factory=list)
     hints: list[Hint] = field(default_factory=list)
     backfill: list[Backfill] = field(default_factory=list)
     queries_run: int = 0
@@ -255,6 +255,11 @@ class KpiReport:
     def breached(self) -> bool:
         """The KPI is outside its tolerance."""
         return not self.within_tolerance
+
+    @property
+    def first_divergence(self) -> Divergence | None:
+        """The first pair of adjacent layers that disagree (where the gap starts), if any."""
+        return self.divergences[0] if self.divergences else None
 
     @property
     def differing(self) -> list[PartitionRow]:
@@ -280,6 +285,7 @@ class KpiReport:
             "keys": self.keys.to_json() if self.keys is not None else None,
             "layers": [layer.to_json() for layer in self.layers],
             "first_divergent_layer": self.first_divergence.to_json() if self.first_divergence else None,
+            "divergent_layers": [item.to_json() for item in self.divergences],
             "hints": [hint.to_json() for hint in self.hints],
             "backfill": [item.to_json() for item in self.backfill],
             "queries_run": self.queries_run,

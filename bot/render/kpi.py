@@ -355,6 +355,7 @@ def _lineage_blocks(report: KpiReport) -> list[dict[str, Any]]:
     lines = []
     if report.first_divergence is not None:
         lines.append(f":arrow_forward: *First divergence*: {escape(report.first_divergence.text)}")
+        lines += [f":arrow_forward: then {escape(later.text)}" for later in report.divergences[1:]]
     for layer, value in zip(report.layers, _layer_values(report), strict=True):
         if layer.error:
             lines.append(f"• `{escape(layer.name)}` :warning: {escape(layer.error)}")
@@ -549,6 +550,7 @@ def kpi_report_renderable(report: KpiReport) -> RenderableType:
         parts += [Text(""), Text("Lineage", style="bold")]
         if report.first_divergence is not None:
             parts.append(Text(f"▶ first divergence: {report.first_divergence.text}", style="bold yellow"))
+            parts += [Text(f"▶ then {later.text}", style="yellow") for later in report.divergences[1:]]
         lineage = Table(show_header=False, box=None, padding=(0, 2, 0, 2))
         lineage.add_column("layer")
         lineage.add_column("value", justify="right")

@@ -20,8 +20,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DOCUMENTED_KEYS = [
     "kpi", "description", "aggregate", "partition_range", "source", "target", "diff", "relative_diff",
     "within_tolerance", "tolerance", "partitions_compared", "partitions", "series", "keys", "layers",
-    "first_divergent_layer", "hints", "backfill", "queries_run", "bytes_fetched", "rows_fetched", "elapsed_ms",
-    "warnings",
+    "first_divergent_layer", "divergent_layers", "hints", "backfill", "queries_run", "bytes_fetched",
+    "rows_fetched", "elapsed_ms", "warnings",
 ]  # fmt: skip
 
 

@@ -259,6 +259,8 @@ def test_over_a_range_the_engine_finds_every_injected_gap_and_nothing_else(world
     assert [int(str(s.key["policy_id"])) for s in keys.changed.sample] == list(nulls.keys)
     assert [int(str(s.key["policy_id"])) for s in keys.duplicates.sample] == list(duplicate.keys)
     assert report.first_divergence is not None and report.first_divergence.downstream == late.downstream
+    # and further down, the NULLs and the duplicate that fact_policies adds to what ods_policies holds
+    assert [d.text for d in report.divergences[1:]] == ["ods_policies → fact_policies: 1 row gained"]
     assert {"nulls", "duplicates", "glue_partition_missing", "cdc_lag"} <= {hint.kind for hint in report.hints}
 
 

@@ -111,7 +111,10 @@ def breach_report() -> KpiReport:
             LayerValue("ods_policies", "redshift", D("1230002.10"), 10_857),
             LayerValue("fact_policies", "redshift", D("1230002.10"), 10_857),
         ],
-        first_divergence=Divergence("s3_raw.policies", "ods_policies", D("-15329.40"), 143),
+        divergences=[
+            Divergence("s3_raw.policies", "ods_policies", D("-15329.40"), 143),
+            Divergence("ods_policies", "fact_policies", D("1000.00"), -1),
+        ],
         hints=[
             Hint(
                 "glue_partition",
