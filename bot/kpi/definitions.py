@@ -162,6 +162,11 @@ class KpiConfig(BaseModel):
     scale: int = Field(6, ge=0, le=18, description="Decimal places decimals are compared at.")
     compare: tuple[str, ...] = Field((), description="More columns compared row by row besides keys and the measure.")
     change_column: str | None = Field(None, description="Change timestamp column for the CDC lag hint.")
+    row_checksums: bool = Field(
+        True,
+        description="Also compare a checksum of every partition's rows, so changes that keep the KPI and the row "
+        "count equal are found (one md5 per row); off: only partitions whose KPI or count differ are searched.",
+    )
     layers: tuple[LayerConfig, ...] = Field(description="Lineage, source first, target last (at least two).")
     channel: str | None = Field(None, description="Channel for scheduled results (default: default_channel).")
     post: Literal["breach", "always"] = Field("breach", description="Scheduled runs post on breach, or always.")

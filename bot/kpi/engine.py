@@ -93,8 +93,6 @@ class KpiEngine:
         s3: A boto3 S3 client, for the "no objects under the partition's prefix" hint (optional).
         clock: Current UTC time (decides the latest complete partition).
         sample_size: Keys shown per category (missing, extra, changed, duplicates).
-        row_checksums: Also compare a checksum of every row per partition, so changes that leave the
-            KPI equal are found too (one md5 per row in the partition pass).
     """
 
     def __init__(
@@ -105,14 +103,12 @@ class KpiEngine:
         s3: Any | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sample_size: int = 10,
-        row_checksums: bool = True,
     ) -> None:
         self.project = project
         self.glue = glue
         self.s3 = s3
         self.clock = clock
         self.sample_size = sample_size
-        self.row_checksums = row_checksums
         self.databases = Databases(project.connections)
 
     def kpi(self, name: str) -> KpiConfig:
@@ -170,7 +166,7 @@ class KpiEngine:
             }
 
         progress(f"{name} {partitions.label}: KPI per partition in {source.config.name} and {target.config.name}")
-        checksum = self.row_checksums
+        checksum = kpi.row_checksums
         grain = kpi.partition.grain
         # The chart shows the last N partitions up to the range's end, even for a one-partition run.
         window_first = min(lo, steps_back(parse_label(partitions.last, grain), grain, kpi.chart_partitions - 1))

@@ -224,3 +224,18 @@ def test_a_database_that_never_answers_fails_the_run_at_the_connect_timeout(sche
         assert not worker.is_alive(), "the connection attempt ignored connect_timeout_seconds"
         assert len(outcome) == 1 and isinstance(outcome[0], KpiError)
         assert str(outcome[0]).startswith("connection `slow`: ")
+
+
+def test_row_checksums_find_changes_that_keep_the_kpi_and_can_be_turned_off(tmp_path: Path) -> None:
+    rows = _rows()
+    swapped = {0: rows[1][2], 1: rows[0][2]}  # two premiums of 2025-01-01 swapped: same count, same sum
+    target = [(k, d, swapped.get(k, p), u) for k, d, p, u in rows]
+    urls = {"src": _database(tmp_path / "a.db", rows), "dst": _database(tmp_path / "b.db", target)}
+
+    checked = _engine(_project(urls)).reconcile("premium", "2025-01-01..2025-01-05")
+    assert [(row.partition, row.status) for row in checked.partitions] == [("2025-01-01", "rows_differ")]
+    assert checked.within_tolerance and checked.keys is not None
+    assert sorted(s.key["policy_id"] for s in checked.keys.changed.sample) == ["0", "1"]
+
+    unchecked = _engine(_project(urls, row_checksums=False)).reconcile("premium", "2025-01-01..2025-01-05")
+    assert unchecked.partitions == [] and unchecked.keys is not None and unchecked.keys.total == 0
