@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from bot.kpi.engine import KpiEngine
     from bot.kpi.service import KpiService
     from bot.store.db import Store
+    from bot.store.models import ActionRequest
 
 
 def utc_now() -> datetime:
@@ -96,6 +97,13 @@ class Services:
                 self._kpi = KpiEngine(project, glue=glue, s3=s3, clock=self.clock)
             return self._kpi
 
+    def _recheck_after_backfill(self, request: ActionRequest) -> str | None:
+        """After a KPI backfill succeeded: the KPI for that partition again (other actions: nothing)."""
+        kpi, partition = request.parameters.get("kpi"), request.parameters.get("partition")
+        if request.action != "backfill" or not kpi or not partition:
+            return None
+        return self.kpi_service.recheck(str(kpi), str(partition), requested_by=request.requested_by)
+
     @property
     def kpi_service(self) -> KpiService:
         """KPI runs and checks, recorded in the store (no Slack posts or alerts: see `bot.app.build_kpi_service`)."""
@@ -157,6 +165,7 @@ class Services:
                     clock=self.clock,
                     refresh_parent=refresh,
                     chat=self._chat,
+                    after_success=self._recheck_after_backfill,
                 )
             return self._actions
 

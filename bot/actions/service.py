@@ -47,6 +47,8 @@ class ActionService:
         clock: Current UTC time.
         refresh_parent: Re-renders an incident's parent message (after ack, snooze, resolution).
         chat: Slack, for the notes this service posts in the alert's thread (started, ended, approval asked).
+        after_success: Called when a started run succeeded (a backfill re-checks its KPI); what it returns is
+            posted in the same thread.
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class ActionService:
         clock: Callable[[], datetime],
         refresh_parent: Callable[[str], object] = lambda _incident_id: None,
         chat: Chat | None = None,
+        after_success: Callable[[ActionRequest], str | None] = lambda _request: None,
     ) -> None:
         self._store = store
         self._sfn = stepfunctions
@@ -67,6 +70,7 @@ class ActionService:
         self._clock = clock
         self._refresh_parent = refresh_parent
         self._chat = chat
+        self._after_success = after_success
 
     # ------------------------------------------------------------------ request → confirm → (approve) → run
 
@@ -414,8 +418,20 @@ class ActionService:
             self._post(request, render_thread_note(text))
             if resolved and request.incident_id:
                 self._refresh_parent(request.incident_id)
+            if status == "succeeded":
+                self._follow_up(request)
             outcomes.append(Outcome("done", text, request, thread=text, extra={"resolved": resolved}))
         return outcomes
+
+    def _follow_up(self, request: ActionRequest) -> None:
+        """What comes after a success (a KPI re-check after a backfill), posted in the request's thread."""
+        try:
+            note = self._after_success(request)
+        except Exception:
+            logger.exception("follow-up of %s failed", request.id)
+            note = f":warning: the follow-up of {LABEL[request.action].lower()} `{_short(request.target)}` failed"
+        if note:
+            self._post(request, render_thread_note(note))
 
     # ------------------------------------------------------------------ ack and snooze
 

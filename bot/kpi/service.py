@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from bot.errors import describe_exception
@@ -233,6 +234,20 @@ class ChatRun:
     error: str | None = None
 
 
+def _number(value: Decimal | None, *, sign: bool = False) -> str:
+    """A value with its significant decimals (at least two): 1,325.00, -105.50, 0.125."""
+    number = value if value is not None else Decimal(0)
+    exponent = int(number.normalize().as_tuple().exponent)
+    places = max(2, -exponent)
+    return format(number.quantize(Decimal(1).scaleb(-places)), "+,f" if sign else ",f")
+
+
+def _shown(report: KpiReport) -> str:
+    diff = "no difference" if not report.diff else f"diff {_number(report.diff, sign=True)}"
+    relative = f", {report.relative_diff * 100:+.2f}%" if report.diff and report.relative_diff is not None else ""
+    return f"source {_number(report.source_value)}, target {_number(report.target_value)}, {diff}{relative}"
+
+
 def split_spec(spec: str | None) -> tuple[str | None, str | None]:
     """``2025-02-01..2025-02-28`` → (from, to); one partition → (it, it); None or ``latest`` → (None, None)."""
     if spec is None or spec.strip().lower() == "latest":
@@ -329,6 +344,18 @@ class KpiService:
             )
             row.partition_from, row.partition_to = report.range.first[:64], report.range.last[:64]
         return report
+
+    def recheck(self, name: str, partition: str, *, requested_by: str | None = None) -> str:
+        """Reconcile a KPI again for one partition after its backfill ended, and say where it stands now."""
+        try:
+            report = self.run(name, partition, trigger="backfill", requested_by=requested_by)
+        except KpiError as exc:
+            return f":warning: could not re-check KPI `{name}` {partition} after the backfill: {exc}"
+        if report.within_tolerance:
+            return (
+                f":white_check_mark: KPI `{name}` {partition} after the backfill: within tolerance ({_shown(report)})"
+            )
+        return f":x: KPI `{name}` {partition} after the backfill: still out of tolerance ({_shown(report)})"
 
     def check(self, name: str, *, trigger: str = "cli", requested_by: str | None = None) -> CheckResult:
         """Run one check and record it (as `check:<name>`: ``ok``, ``failed`` or ``error``).

@@ -13,11 +13,13 @@ import itertools
 import json
 import re
 import socket
+import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -29,13 +31,15 @@ from bot.actions.policy import Actor, Policy
 from bot.actions.service import ActionService
 from bot.aws.clients import AwsClients
 from bot.aws.stepfunctions import StepFunctionsGateway
-from bot.config import ProjectConfig
+from bot.config import ProjectConfig, Settings
 from bot.sandbox.aws_replay import AwsReplay
 from bot.sandbox.moto_server import SANDBOX_CREDENTIALS
 from bot.sandbox.slack_emulator import SlackEmulator
+from bot.services import Services
 from bot.store.db import Store
 from bot.store.models import ActionRecord, ActionRequest, Incident
 from handlers.slack_chat import SlackChat
+from tests.support.kpi_files import make_world
 
 T = TypeVar("T")
 
@@ -881,3 +885,54 @@ def test_a_kpi_backfill_needs_a_pipeline_input_and_a_real_partition(world: World
     with pytest.raises(ActionError, match="is not a partition"):
         service.request_backfill("premium_amount", "2025-02-18'; DROP TABLE x;--", world.actor(ALICE))
     assert world.request_rows() == []
+
+
+@pytest.mark.parametrize(
+    ("repaired", "note"),
+    [
+        (
+            False,
+            ":x: KPI `premium_amount` 2025-02-06 after the backfill: still out of tolerance "
+            "(source 1,325.00, target 1,219.50, diff -105.50, -7.96%)",
+        ),
+        (
+            True,
+            ":white_check_mark: KPI `premium_amount` 2025-02-06 after the backfill: within tolerance "
+            "(source 1,325.00, target 1,325.00, no difference)",
+        ),
+    ],
+)
+def test_a_succeeded_backfill_rechecks_its_kpi_and_says_so_in_the_thread(
+    world: World, tmp_path: Path, make_settings: Callable[..., Settings], repaired: bool, note: str
+) -> None:
+    root = make_world(tmp_path)  # the target lacks P-0005 of 2025-02-06
+    config = (root / "etl-doctor.yml").read_text(encoding="utf-8")
+    config += f"""
+pipelines:
+  policies-etl: {{state_machine_arn: "{MACHINE}"}}
+permissions:
+  - {{actions: [retry], pipelines: [policies-etl], users: [{ALICE}]}}
+"""
+    config = config.replace(
+        "    tolerance: {relative: 0.001}\n",
+        "    tolerance: {relative: 0.001}\n    pipeline: policies-etl\n"
+        '    rerun_input: \'{"business_date": "{partition}"}\'\n',
+    )
+    services = Services(make_settings(config), aws=world.aws, store=world.store, clock=lambda: world.now)
+    services.attach_slack(SlackChat(world.slack), Directory())
+    actions = services.actions
+    asked = actions.request_backfill("premium_amount", "2025-02-06", world.actor(ALICE), thread_ts=world.parent_ts)
+    assert asked.request is not None and actions.confirm(asked.request.id, world.actor(ALICE)).kind == "started"
+    (execution,) = world.replay.started_executions()
+
+    if repaired:  # what the re-run pipeline would have loaded
+        with sqlite3.connect(root / "dst.db") as db:
+            db.execute("INSERT INTO policies VALUES ('P-0005', '2025-02-06', '105.50')")
+    world.replay.finish_execution(execution["executionArn"], "SUCCEEDED", output="{}")
+    (ended,) = actions.follow()
+
+    assert ended.kind == "done"
+    assert world.thread()[-1] == note
+    with world.store.transaction() as uow:
+        (run,) = uow.kpi_runs.latest("premium_amount")
+        assert (run.trigger, run.requested_by, run.status) == ("backfill", ALICE, "ok" if repaired else "breach")
