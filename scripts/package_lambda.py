@@ -2,7 +2,9 @@
 """Build the Lambda artifact that serverless.yml deploys (package.artifact): a zip made with pip --target.
 
 The zip holds etl-doctor and its runtime dependencies for the Lambda runtime's Python version and
-platform (binary wheels only), without tests or console scripts, with bytecode precompiled by a Python
+platform (binary wheels only), without tests, console scripts, what the runtime provides (boto3), what only
+the command line uses (typer, rich), redshift-connector's browser-login parsers (lxml, bs4), C sources, type
+stubs and matplotlib's data for other output formats, with bytecode precompiled by a Python
 of the target version (this one, python3.X on PATH, or --compile-with): /var/task is read-only on
 Lambda, so shipped .pyc files are the only way to skip compiling every module on each cold start.
 """
@@ -20,6 +22,29 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 DROP_DIRS = {"__pycache__", "tests", "test"}
 DROP_TOP = {"bin"}
+# Every Lambda Python runtime provides boto3 and what it needs; the function uses the runtime's copy.
+RUNTIME_PROVIDED = {"boto3": "boto3", "botocore": "botocore", "s3transfer": "s3transfer", "jmespath": "jmespath"}
+# The command line's (typer and rich); no handler imports them (tests/unit/test_architecture.py).
+CLI_ONLY = {
+    "typer": "typer",
+    "rich": "rich",
+    "pygments": "pygments",
+    "markdown_it": "markdown_it_py",
+    "mdurl": "mdurl",
+    "shellingham": "shellingham",
+}
+# redshift-connector's browser/SAML identity-provider plugins parse HTML with these; a function has no browser.
+IDP_ONLY = {"lxml": "lxml", "bs4": "beautifulsoup4", "soupsieve": "soupsieve"}
+# C sources and headers, type stubs, and matplotlib's data for other backends (PNG charts need DejaVu Sans only).
+DROP_SUFFIXES = {".c", ".h", ".pyi", ".pxd"}
+DROP_DATA = (
+    "matplotlib/mpl-data/sample_data",
+    "matplotlib/mpl-data/fonts/afm",
+    "matplotlib/mpl-data/fonts/pdfcorefonts",
+)
+# matplotlib's default font and its last-resort fallback; the other bundled fonts are for styles etl-doctor does not use
+KEEP_FONTS = ("DejaVuSans", "LastResort", "LICENSE")
+LIMIT_BYTES = 250_000_000  # Lambda: unzipped function code and layers together
 
 
 def run(*command: str) -> None:
@@ -58,6 +83,18 @@ def build(python_version: str, platform: str, output: Path, work: Path, compile_
     for path in sorted(target.rglob("*"), reverse=True):
         if path.is_dir() and (path.name in DROP_DIRS or (path.parent == target and path.name in DROP_TOP)):
             shutil.rmtree(path, ignore_errors=True)
+    for package, distribution in {**RUNTIME_PROVIDED, **CLI_ONLY, **IDP_ONLY}.items():
+        shutil.rmtree(target / package, ignore_errors=True)
+        for metadata in target.glob(f"{distribution}-*.dist-info"):
+            shutil.rmtree(metadata)
+    for data in DROP_DATA:
+        shutil.rmtree(target / data, ignore_errors=True)
+    for font in (target / "matplotlib" / "mpl-data" / "fonts" / "ttf").glob("*"):
+        if not font.name.startswith(KEEP_FONTS):
+            font.unlink()
+    for path in target.rglob("*"):
+        if path.is_file() and path.suffix in DROP_SUFFIXES:
+            path.unlink()
     compiler = find_interpreter(python_version, compile_with)
     if compiler is not None:
         # unchecked-hash: valid whatever the files' timestamps become inside the zip
@@ -80,6 +117,8 @@ def build(python_version: str, platform: str, output: Path, work: Path, compile_
                 archive.writestr(info, path.read_bytes(), compresslevel=9)
     unzipped = sum(path.stat().st_size for path in target.rglob("*") if path.is_file())
     print(f"{output}: {output.stat().st_size / 1e6:.1f} MB zipped, {unzipped / 1e6:.1f} MB unzipped (limit 250 MB)")
+    if unzipped > LIMIT_BYTES:
+        sys.exit(f"error: {unzipped / 1e6:.1f} MB unzipped is over Lambda's 250 MB limit; the deploy would fail")
     return output
 
 

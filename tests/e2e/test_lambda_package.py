@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Runs in a child interpreter started with -I -S: no site-packages, no PYTHONPATH, only the artifact.
 RUNNER = """
 import json, sys
-sys.path.insert(0, sys.argv[1])
+sys.path[:0] = sys.argv[1:3]  # the function's code, then the runtime's boto3
 from handlers.lambda_handler import handler
 
 class Context:
@@ -66,9 +66,61 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return unzipped
 
 
-def _invoke(artifact: Path, event: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+# What every Lambda Python runtime puts on sys.path besides the function's code: boto3 and its own needs.
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath")
+
+# A KPI chart drawn inside the artifact (matplotlib as packaged: pruned fonts and data, no fontTools sources).
+CHART_RUNNER = """
+import sys
+sys.path[:0] = sys.argv[1:3]
+from decimal import Decimal
+from bot.kpi.chart import render_chart
+from bot.kpi.model import KpiReport, PartitionRange, PartitionRow
+rows = [PartitionRow(f"2025-02-{d:02d}", Decimal(100 + d), Decimal(100 + d - (d == 18) * 7), 10, 10 - (d == 18),
+                     "differs" if d == 18 else "match") for d in range(1, 19)]
+report = KpiReport("premium_amount", "", "sum", PartitionRange("2025-02-18", "2025-02-18", "day"), "source", "target",
+                   Decimal(118), Decimal(111), Decimal(-7), Decimal("-0.0593"), False, {}, series=rows)
+png = render_chart(report)
+outside = [m for m in sys.modules if m.split(".")[0] in ("site", "moto", "pytest")]
+print(png[:8].hex(), len(png), outside)
+"""
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory standing in for the runtime's own packages: links to this environment's boto3 and its needs."""
+    import boto3
+
+    site_packages = Path(boto3.__file__).resolve().parents[1]
+    directory = tmp_path_factory.mktemp("lambda-runtime")
+    for name in RUNTIME_PROVIDED:
+        (directory / name).symlink_to(site_packages / name, target_is_directory=True)
+    return directory
+
+
+def test_artifact_fits_lambda_and_leaves_out_what_the_runtime_and_the_cli_bring(artifact: Path) -> None:
+    unzipped = sum(path.stat().st_size for path in artifact.rglob("*") if path.is_file())
+    assert unzipped < 250_000_000  # Lambda's limit for unzipped code (layers included)
+    present = {path.name for path in artifact.iterdir()}
+    assert present.isdisjoint({*RUNTIME_PROVIDED, "typer", "rich", "pygments", "lxml", "bs4"})
+    assert {"matplotlib", "numpy", "redshift_connector", "sqlalchemy_redshift", "psycopg"} <= present
+
+
+@pytest.mark.slow
+def test_artifact_draws_the_kpi_chart(artifact: Path, runtime: Path) -> None:
+    environ = {"PATH": os.environ.get("PATH", ""), "MPLCONFIGDIR": str(runtime.parent / "mpl")}  # /tmp on Lambda
     result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", RUNNER, str(artifact)],
+        [sys.executable, "-I", "-S", "-c", CHART_RUNNER, str(artifact), str(runtime)],
+        capture_output=True, text=True, env=environ, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    magic, size, outside = result.stdout.split(" ", 2)
+    assert magic == "89504e470d0a1a0a" and int(size) > 10_000 and outside.strip() == "[]"
+
+
+def _invoke(artifact: Path, event: dict[str, Any], environ: dict[str, str], runtime: Path) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", RUNNER, str(artifact), str(runtime)],
         input=json.dumps(event), capture_output=True, text=True, env=environ, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -76,7 +128,9 @@ def _invoke(artifact: Path, event: dict[str, Any], environ: dict[str, str]) -> d
 
 
 @pytest.mark.slow
-def test_artifact_acks_and_answers_help(artifact: Path, slack_emulator: SlackEmulator, tmp_path: Path) -> None:
+def test_artifact_acks_and_answers_help(
+    artifact: Path, runtime: Path, slack_emulator: SlackEmulator, tmp_path: Path
+) -> None:
     loopback = LoopbackLambda(lambda event, context: None).start()  # records the async self-invocation
     try:
         environ = {
@@ -94,14 +148,14 @@ def test_artifact_acks_and_answers_help(artifact: Path, slack_emulator: SlackEmu
         }
         payload = slash_command("help", response_url=slack_emulator.response_url("artifact"))
         body, headers = signed_request(form_body(payload), SIGNING_SECRET, content_type=FORM_CONTENT_TYPE)
-        first = _invoke(artifact, apigw_event(body, headers), environ)
+        first = _invoke(artifact, apigw_event(body, headers), environ, runtime)
         assert first["response"]["statusCode"] == 200
         assert first["modules"] == []  # nothing from outside the artifact was importable
         assert all(not entry.endswith("site-packages") for entry in first["path"])
         (invocation,) = loopback.invocations
         assert invocation.invocation_type == "Event"
         assert invocation.payload["headers"]["x-slack-bolt-lazy-function-name"] == "run_etl"
-        second = _invoke(artifact, invocation.payload, environ)  # what Lambda does with the async event
+        second = _invoke(artifact, invocation.payload, environ, runtime)  # what Lambda does with the async event
         assert second["response"]["statusCode"] == 200
         (posted,) = slack_emulator.wait_for("response_url")
         assert posted.key == "artifact"
