@@ -19,6 +19,7 @@ from bot.sandbox.slack_payloads import FORM_CONTENT_TYPE, block_actions, interac
 from bot.services import Services
 from tests.conftest import SIGNING_SECRET
 from tests.support.bot import BotUnderTest, running_bot
+from tests.support.kpi_files import project_yaml, write_policies
 
 CHANNEL = "C0ETLALERTS"  # where the emulated slash commands are typed
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -26,30 +27,16 @@ INJECTION = "2025-02-18'; DROP TABLE policies;--"
 MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:policies-etl"
 
 
-def make_world(root: Path) -> dict[str, Path]:
-    """policies(policy_id, policy_date, premium), 60 rows over 2025-02-01..06; the target lacks P-0005 (02-06)."""
-    paths = {"src": root / "src.db", "dst": root / "dst.db"}
-    for side, path in paths.items():
-        with sqlite3.connect(path) as db:
-            db.execute("CREATE TABLE policies (policy_id TEXT PRIMARY KEY, policy_date TEXT, premium NUMERIC)")
-            rows = [(f"P-{i:04d}", f"2025-02-{1 + i % 6:02d}", f"{100 + i}.50") for i in range(60)]
-            db.executemany(
-                "INSERT INTO policies VALUES (?, ?, ?)", [r for r in rows if side == "src" or r[0] != "P-0005"]
-            )
-    return paths
-
-
 @pytest.fixture
 def world(tmp_path: Path) -> dict[str, Path]:
-    return make_world(tmp_path)
+    return write_policies(tmp_path)
 
 
 @pytest.fixture
 def bot(
     make_settings: Callable[..., Settings], slack_emulator: SlackEmulator, world: dict[str, Path]
 ) -> Iterator[BotUnderTest]:
-    project = f"""
-default_channel: "#etl-alerts"
+    head = f"""
 pipelines:
   policies-etl:
     state_machine_arn: {MACHINE}
@@ -57,27 +44,12 @@ permissions:
   - actions: [retry]
     pipelines: [policies-etl]
     users: [U0ONCALL]
-connections:
-  src: {{url: "sqlite:///{world["src"]}"}}
-  dst: {{url: "sqlite:///{world["dst"]}"}}
-kpis:
-  premium_amount:
-    description: Written premium per policy date
-    aggregate: sum
-    column: premium
-    keys: [policy_id]
-    partition: {{column: policy_date, grain: day}}
-    tolerance: {{relative: 0.001}}
-    pipeline: policies-etl
-    rerun_input: '{{"date": "{{partition}}"}}'
-    layers:
-      - {{name: src.policies, connection: src, table: policies}}
-      - {{name: dst.policies, connection: dst, table: policies}}
-checks:
-  no_negative_premiums:
-    connection: src
-    sql: SELECT count(*) FROM policies WHERE premium < 0
 """
+    kpi_extra = """    description: Written premium per policy date
+    pipeline: policies-etl
+    rerun_input: '{"date": "{partition}"}'
+"""
+    project = project_yaml(world, kpi_extra=kpi_extra, head=head)
     settings = make_settings(project, SLACK_API_URL=slack_emulator.api_url, ETL_DOCTOR_HTTP_HOST="127.0.0.1", PORT=0)
     with running_bot(settings, Services(settings), slack_emulator) as running:
         yield running
