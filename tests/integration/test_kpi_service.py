@@ -15,14 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from slack_sdk import WebClient
 
 from bot.alerts.service import AlertService
 from bot.config import Settings
 from bot.kpi.engine import KpiEngine
 from bot.kpi.model import KpiError
 from bot.kpi.service import KpiService
+from bot.sandbox.slack_emulator import SlackEmulator
 from bot.services import Services
 from bot.store.db import Store
+from handlers.kpi import SlackKpiChat
 
 START = datetime(2025, 3, 1, 6, 0, tzinfo=UTC)
 MISSING = ("P-0005", "P-0017", "P-0023")  # all of 2025-02-06
@@ -87,25 +90,6 @@ BROKEN_KPI = """
 """
 
 
-class FakeChat:
-    """A KpiChat that records what would be posted."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, dict[str, Any]]] = []
-        self.updates: list[tuple[str, str, dict[str, Any]]] = []
-        self.uploads: list[dict[str, Any]] = []
-
-    def post(self, channel: str, message: dict[str, Any], *, thread_ts: str | None = None) -> tuple[str, str]:
-        self.posts.append((channel, message))
-        return "C" + channel.strip("#").upper().replace("-", ""), f"1700000000.{len(self.posts):06d}"
-
-    def update(self, channel: str, ts: str, message: dict[str, Any]) -> None:
-        self.updates.append((channel, ts, message))
-
-    def upload(self, channel: str, content: bytes, *, filename: str, title: str, thread_ts: str | None = None) -> None:
-        self.uploads.append({"channel": channel, "content": content, "filename": filename, "thread_ts": thread_ts})
-
-
 class Clock:
     """An hour passes between calls to `tick`."""
 
@@ -131,21 +115,27 @@ def clock() -> Clock:
 
 @pytest.fixture
 def build(
-    store: Store, make_settings: Callable[..., Settings], world: dict[str, Path], clock: Clock
-) -> Callable[..., tuple[KpiService, Services, FakeChat]]:
-    def make(*, extra_kpis: str = "", chat: bool = True, alerts: bool = True) -> tuple[KpiService, Services, FakeChat]:
+    store: Store,
+    make_settings: Callable[..., Settings],
+    world: dict[str, Path],
+    clock: Clock,
+    slack_emulator: SlackEmulator,
+) -> Callable[..., tuple[KpiService, Services, SlackKpiChat]]:
+    def make(
+        *, extra_kpis: str = "", chat: bool = True, alerts: bool = True
+    ) -> tuple[KpiService, Services, SlackKpiChat]:
         settings = make_settings(project_yaml(world, extra_kpis=extra_kpis))
         services = Services(settings, store=store, clock=clock)
-        fake = FakeChat()
+        slack = SlackKpiChat(WebClient(token=slack_emulator.bot_token, base_url=slack_emulator.api_url))
         service = KpiService(
             store,
             KpiEngine(settings.project, clock=clock),
             settings.project,
-            chat=fake if chat else None,
+            chat=slack if chat else None,
             alerts=AlertService(services, None) if alerts else None,
             clock=clock,
         )
-        return service, services, fake
+        return service, services, slack
 
     return make
 
@@ -212,8 +202,10 @@ def test_checks_are_recorded_as_check_runs(build: Callable[..., Any], store: Sto
         service.check("nope")
 
 
-def test_schedule_posts_breaches_and_groups_their_alerts(build: Callable[..., Any], store: Store, clock: Clock) -> None:
-    service, _services, chat = build(extra_kpis=BROKEN_KPI)
+def test_schedule_posts_breaches_and_groups_their_alerts(
+    build: Callable[..., Any], store: Store, clock: Clock, slack_emulator: SlackEmulator
+) -> None:
+    service, _services, _chat = build(extra_kpis=BROKEN_KPI)
     first = service.run_all(post=True)
     assert [(o.label, o.status) for o in first.outcomes] == [
         ("kpi policy_count", "error"),
@@ -222,10 +214,11 @@ def test_schedule_posts_breaches_and_groups_their_alerts(build: Callable[..., An
     ]
     assert first.exit_code == 2  # one KPI could not run; the others still did
     assert "no_such_table" in (first.outcomes[0].error or "")
-    assert [channel for channel, _message in chat.posts] == ["#data-quality"]  # the breach, in the KPI's channel
-    assert chat.posts[0][1]["text"].startswith("KPI premium_amount 2025-02-06: Out of tolerance")
-    (upload,) = chat.uploads
-    assert upload["content"].startswith(b"\x89PNG\r\n\x1a\n") and upload["thread_ts"] == "1700000000.000001"
+    # no alert channel here (the alerts are stored, not posted): the breach goes to the KPI's channel
+    (posted,) = [m for m in slack_emulator.messages("#data-quality") if m.get("thread_ts", m["ts"]) == m["ts"]]
+    assert posted["text"].startswith("KPI premium_amount 2025-02-06: Out of tolerance")
+    (upload,) = slack_emulator.uploaded_files()
+    assert upload["content"].startswith(b"\x89PNG\r\n\x1a\n") and upload["thread_ts"] == posted["ts"]
     clock.tick()
     second = service.run_all(post=True)
     assert second.outcomes[1].status == "breach"
@@ -239,9 +232,9 @@ def test_schedule_posts_breaches_and_groups_their_alerts(build: Callable[..., An
 
 
 def test_recovery_resolves_the_alert(
-    build: Callable[..., Any], store: Store, world: dict[str, Path], clock: Clock
+    build: Callable[..., Any], store: Store, world: dict[str, Path], clock: Clock, slack_emulator: SlackEmulator
 ) -> None:
-    service, _services, chat = build()
+    service, _services, _chat = build()
     service.run_all(post=True)
     with sqlite3.connect(world["dst"]) as db:
         db.executemany(
@@ -251,19 +244,19 @@ def test_recovery_resolves_the_alert(
     summary = service.run_all(post=True)
     assert summary.outcomes[0].status == "ok" and summary.outcomes[0].alerted
     assert summary.exit_code == 0
-    assert len(chat.posts) == 1  # `post: breach` (the default): a good run is not posted
+    assert len(slack_emulator.calls("chat.postMessage")) == 1  # `post: breach` (the default): a good run is not
     with store.transaction() as uow:
         assert uow.incidents.find_open("kpi:premium_amount") is None
 
 
 def test_failed_check_posts_and_alerts(
-    store: Store, make_settings: Callable[..., Settings], tmp_path: Path, clock: Clock
+    store: Store, make_settings: Callable[..., Settings], tmp_path: Path, clock: Clock, slack_emulator: SlackEmulator
 ) -> None:
     (tmp_path / "w").mkdir()
     world = make_world(tmp_path / "w", negative=3)
     settings = make_settings(project_yaml(world))
     services = Services(settings, store=store, clock=clock)
-    chat = FakeChat()
+    chat = SlackKpiChat(WebClient(token=slack_emulator.bot_token, base_url=slack_emulator.api_url))
     service = KpiService(
         store,
         KpiEngine(settings.project),
@@ -274,31 +267,46 @@ def test_failed_check_posts_and_alerts(
     )
     summary = service.run_all(post=True)
     check = summary.outcomes[-1]
-    assert (check.status, check.posted_to, check.alerted) == ("failed", "CETLALERTS", True)
+    assert (check.status, check.posted_to, check.alerted) == ("failed", slack_emulator.channel_id("#etl-alerts"), True)
     assert summary.exit_code == 1
-    assert chat.posts[-1][1]["text"] == "Check no_negative_premiums failed: 3 violating rows (threshold 0)"
+    assert slack_emulator.messages("#etl-alerts")[-1]["text"] == (
+        "Check no_negative_premiums failed: 3 violating rows (threshold 0)"
+    )
     with store.transaction() as uow:
         assert uow.incidents.find_open("check:no_negative_premiums") is not None
 
 
-def test_without_post_nothing_is_posted_or_alerted(build: Callable[..., Any], store: Store) -> None:
-    service, _services, chat = build()
+def test_without_post_nothing_is_posted_or_alerted(
+    build: Callable[..., Any], store: Store, slack_emulator: SlackEmulator
+) -> None:
+    service, _services, _chat = build()
     summary = service.run_all(post=False)
-    assert summary.exit_code == 1 and not chat.posts and not any(o.alerted for o in summary.outcomes)
+    assert summary.exit_code == 1 and not any(o.alerted for o in summary.outcomes)
+    assert slack_emulator.calls("chat.postMessage") == []
     with store.transaction() as uow:
         assert uow.incidents.find_open("kpi:premium_amount") is None
         assert uow.kpi_runs.latest("premium_amount")[0].trigger == "schedule"
 
 
-def test_slack_run_keeps_a_progress_message_and_shares_the_chart(build: Callable[..., Any], store: Store) -> None:
-    service, _services, _unused = build()
-    chat = FakeChat()
-    run = service.run_in_chat(chat, "C0ETLALERTS", "premium_amount", "2025-02-01..2025-02-06", requested_by="U0ONCALL")
+def test_slack_run_keeps_a_progress_message_and_shares_the_chart(
+    build: Callable[..., Any], store: Store, slack_emulator: SlackEmulator
+) -> None:
+    service, _services, chat = build()
+    channel = slack_emulator.channel_id("#etl-alerts")
+    run = service.run_in_chat(chat, channel, "premium_amount", "2025-02-01..2025-02-06", requested_by="U0ONCALL")
     assert run.delivered and run.chart_uploaded and run.report is not None and run.report.breached
-    assert chat.posts[0][1]["text"].startswith("Reconciling premium_amount")
-    assert chat.updates[0][2]["text"].startswith("Reconciling premium_amount")  # progress, throttled to ~1/s
-    assert chat.updates[-1][2]["text"].startswith("KPI premium_amount 2025-02-01..2025-02-06: Out of tolerance")
-    assert chat.uploads[0]["thread_ts"] == run.ts
-    failed = service.run_in_chat(chat, "C0ETLALERTS", "premium_amount", "2025-13-01")
+    (posted,) = slack_emulator.calls("chat.postMessage")
+    assert posted.args["text"].startswith("Reconciling premium_amount")
+    updates = [call.args["text"] for call in slack_emulator.calls("chat.update")]
+    assert updates[0].startswith("Reconciling premium_amount")  # progress, throttled to ~1/s
+    assert updates[-1].startswith("KPI premium_amount 2025-02-01..2025-02-06: Out of tolerance")
+    (message,) = [m for m in slack_emulator.messages(channel) if m["ts"] == run.ts]
+    assert message["text"] == updates[-1]  # the progress message became the answer
+    assert slack_emulator.uploaded_files()[0]["thread_ts"] == run.ts
+    failed = service.run_in_chat(chat, channel, "premium_amount", "2025-13-01")
     assert failed.delivered and failed.error is not None
-    assert chat.updates[-1][2]["text"].startswith("Could not reconcile premium_amount: `2025-13-01`")
+    assert (
+        slack_emulator.calls("chat.update")[-1]
+        .args["text"]
+        .startswith("Could not reconcile premium_amount: `2025-13-01`")
+    )
