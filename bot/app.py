@@ -98,7 +98,7 @@ def build_kpi_service(settings: Settings, services: Services, *, post: bool) -> 
         ConfigError: ``post`` without SLACK_BOT_TOKEN.
     """
     from bot.kpi.service import KpiService
-    from handlers.kpi import SlackKpiChat
+    from handlers.slack_chat import SlackChat
 
     if not post:
         return services.kpi_service
@@ -106,7 +106,7 @@ def build_kpi_service(settings: Settings, services: Services, *, post: bool) -> 
         raise ConfigError(
             "environment variable SLACK_BOT_TOKEN is required to post KPI results (the bot token, xoxb-…)"
         )
-    chat = SlackKpiChat(build_slack_client(settings))
+    chat = SlackChat(build_slack_client(settings))
     alerts = build_alert_service(settings, services)
     return KpiService(services.store, services.kpi, settings.project, chat=chat, alerts=alerts, clock=services.clock)
 

@@ -13,36 +13,6 @@ from bot.render.kpi import render_kpi_report
 from bot.services import Services
 
 
-class SlackKpiChat:
-    """`SlackChat` plus file sharing (`files_upload_v2`: upload URL, upload, complete in the channel).
-
-    slack_sdk's chat wrapper (and the store behind the alert dispatcher) is imported when a KPI runs,
-    not when the Lambda handler is imported.
-    """
-
-    def __init__(self, client: WebClient) -> None:
-        from handlers.slack_chat import SlackChat
-
-        self._client = client
-        self._chat = SlackChat(client)
-
-    def post(self, channel: str, message: dict[str, Any], *, thread_ts: str | None = None) -> tuple[str, str]:
-        """Post a message; return (channel id, ts)."""
-        return self._chat.post(channel, message, thread_ts=thread_ts)
-
-    def update(self, channel: str, ts: str, message: dict[str, Any]) -> None:
-        """Replace a message."""
-        self._chat.update(channel, ts, message)
-
-    def upload(self, channel: str, content: bytes, *, filename: str, title: str, thread_ts: str | None = None) -> None:
-        """Share ``content`` as a file in ``channel`` (in the thread of ``thread_ts`` when given)."""
-        self._chat._call(
-            lambda: self._client.files_upload_v2(
-                channel=channel, content=content, filename=filename, title=title, alt_txt=title, thread_ts=thread_ts
-            )
-        )
-
-
 def reconcile_in_channel(
     services: Services, invocation: Invocation, command: dict[str, Any], respond: Respond, client: WebClient
 ) -> None:
@@ -51,11 +21,13 @@ def reconcile_in_channel(
     The run is recorded with trigger ``slack`` and the user's id. When the bot cannot post in the
     channel, the result comes back through the command's response_url instead (without the chart).
     """
+    from handlers.slack_chat import SlackChat  # with the alert dispatcher's errors: off the cold import path
+
     name, spec = parse_kpi_args(invocation.args)
     if name is None:
         raise ValueError("`kpi list` is answered by bot.answers")
     run = services.kpi_service.run_in_chat(
-        SlackKpiChat(client), str(command.get("channel_id", "")), name, spec, requested_by=command.get("user_id")
+        SlackChat(client), str(command.get("channel_id", "")), name, spec, requested_by=command.get("user_id")
     )
     if not run.delivered and run.report is not None:
         respond(response_type="in_channel", replace_original=False, **render_kpi_report(run.report))

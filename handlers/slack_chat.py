@@ -49,6 +49,14 @@ class SlackChat:
             )
         )
 
+    def upload(self, channel: str, content: bytes, *, filename: str, title: str, thread_ts: str | None = None) -> None:
+        """Share ``content`` as a file in ``channel`` (in the thread of ``thread_ts`` when given): files_upload_v2."""
+        self._call(
+            lambda: self._client.files_upload_v2(
+                channel=channel, content=content, filename=filename, title=title, alt_txt=title, thread_ts=thread_ts
+            )
+        )
+
     def react(self, channel: str, ts: str, name: str) -> None:
         """Add a reaction; one already there is fine."""
         try:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.kpi.advice import backfill_suggestions, find_hints
 from bot.kpi.databases import Databases, QueryStats
-from bot.kpi.keys import KeyFunnel, Side
+from bot.kpi.keys import KeyFunnel, Side, on_both
 from bot.kpi.lineage import divergences
 from bot.kpi.model import (
     CheckResult,
@@ -28,6 +28,7 @@ from bot.kpi.model import (
     PartitionStatus,
     Progress,
     no_progress,
+    unknown_name_message,
 )
 from bot.kpi.partitions import (
     bound_value,
@@ -119,9 +120,7 @@ class KpiEngine:
         """
         config = self.project.kpis.get(name) if isinstance(name, str) else None
         if config is None:
-            known = ", ".join(sorted(self.project.kpis)) or "none (add `kpis:` to etl-doctor.yml)"
-            shown = name if len(name) <= 60 else name[:60] + "…"
-            raise KpiError(f"KPI `{shown}` is not defined; known: {known}")
+            raise KpiError(unknown_name_message("kpi", name, list(self.project.kpis)))
         return config
 
     def _layer(self, kpi: KpiConfig, layer: LayerConfig, stats: QueryStats) -> LayerRun:
@@ -170,7 +169,7 @@ class KpiEngine:
         grain = kpi.partition.grain
         # The chart shows the last N partitions up to the range's end, even for a one-partition run.
         window_first = min(lo, steps_back(parse_label(partitions.last, grain), grain, kpi.chart_partitions - 1))
-        left, right = self._both(
+        left, right = on_both(
             source,
             target,
             lambda layer: self._breakdown(layer, kpi.scale, checksum=checksum, grain=grain, since=window_first),
@@ -233,12 +232,6 @@ class KpiEngine:
         return PartitionRange(label_of(first, grain), label_of(first, grain), grain)
 
     @staticmethod
-    def _both(source: LayerRun, target: LayerRun, job: Callable[[LayerRun], Any]) -> tuple[Any, Any]:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            left, right = pool.submit(job, source), pool.submit(job, target)
-            return left.result(), right.result()
-
-    @staticmethod
     def _breakdown(
         layer: LayerRun, scale: int, *, checksum: bool, grain: str, since: datetime
     ) -> dict[str, _PartitionValue]:
@@ -268,7 +261,7 @@ class KpiEngine:
             rows = layer.fetch(layer.sql.total(partitions=False), layer.params, None)
             return to_decimal(rows[0][0], kpi.scale) if rows else None
 
-        result: tuple[Decimal | None, Decimal | None] = self._both(source, target, job)
+        result: tuple[Decimal | None, Decimal | None] = on_both(source, target, job)
         return result
 
     def _keys(
@@ -367,9 +360,7 @@ class KpiEngine:
         """
         check = self.project.checks.get(name) if isinstance(name, str) else None
         if check is None:
-            known = ", ".join(sorted(self.project.checks)) or "none (add `checks:` to etl-doctor.yml)"
-            shown = name if len(name) <= 60 else name[:60] + "…"
-            raise KpiError(f"check `{shown}` is not defined; known: {known}")
+            raise KpiError(unknown_name_message("check", name, list(self.project.checks)))
         started = time.monotonic()
         rows = self.databases.fetch(check.connection, check.sql, {}, stats=QueryStats(), max_rows=1)
         try:

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.kpi.databases import RowCapError
 from bot.kpi.model import KeyDiff, KeySample, KeySet, Progress, no_progress
@@ -20,6 +20,7 @@ MAX_LEVELS = 6
 PASS_BYTES = 50_000  # what one more round trip is worth in bytes (about 4 ms at 100 Mbit/s)
 SCAN_BYTES_PER_ROW = 10  # what re-hashing one row in another pass is worth in bytes (about 0.8 µs at 100 Mbit/s)
 
+T = TypeVar("T")
 Fetch = Callable[[str, dict[str, Any], int | None], list[tuple[Any, ...]]]
 
 
@@ -46,7 +47,8 @@ class _Leaf:
     checksum: int
 
 
-def _pair(source: Side, target: Side, job: Callable[[Side], Any]) -> tuple[Any, Any]:
+def on_both(source: T, target: T, job: Callable[[T], Any]) -> tuple[Any, Any]:
+    """Run ``job`` on both sides at once (each side is its own database) and return both results."""
     with ThreadPoolExecutor(max_workers=2) as pool:
         left, right = pool.submit(job, source), pool.submit(job, target)
         return left.result(), right.result()
@@ -153,7 +155,7 @@ class KeyFunnel:
             rows = self._run(side, statement, params, expected)
             return {int(b): (int(n), int(s or 0)) for b, n, s in rows}
 
-        left, right = _pair(self.source, self.target, job)
+        left, right = on_both(self.source, self.target, job)
         return sorted(b for b in set(left) | set(right) if left.get(b) != right.get(b))
 
     def _leaves(self, modulus: int, buckets: list[int], size: float) -> KeyDiff:
@@ -164,7 +166,7 @@ class KeyFunnel:
             return {int(kh): _Leaf(int(n), int(s or 0)) for kh, n, s in rows}
 
         self.progress(f"keys: fetching the keys of {len(buckets):,} buckets")
-        left, right = _pair(self.source, self.target, job)
+        left, right = on_both(self.source, self.target, job)
         missing = sorted(kh for kh in left if kh not in right)
         extra = sorted(kh for kh in right if kh not in left)
         both = sorted(left.keys() & right.keys())
@@ -175,7 +177,7 @@ class KeyFunnel:
             for name, keys in (("missing", missing), ("extra", extra), ("changed", changed), ("duplicates", duplicates))
         }
         wanted = sorted({kh for keys in picked.values() for kh in keys})
-        source_values, target_values = _pair(
+        source_values, target_values = on_both(
             self.source, self.target, lambda side: self._values(side, wanted) if wanted else {}
         )
 

@@ -21,6 +21,14 @@ class KpiError(UserFacingError):
     """A KPI or check cannot run as asked; the message says why (unknown name, bad partition, database error)."""
 
 
+def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
+    """``KPI `x` is not defined; known: a, b`` (``check `x` …`` for checks); a long name is shortened."""
+    what = "KPI" if kind == "kpi" else "check"
+    listed = ", ".join(sorted(known)) if known else f"none (add {what}s under `{kind}s:` in etl-doctor.yml)"
+    shown = name if len(name) <= 60 else name[:60] + "…"
+    return f"{what} `{shown}` is not defined; known: {listed}"
+
+
 def _text(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 

@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from bot.errors import describe_exception
-from bot.kpi.model import CheckResult, KpiError, KpiReport, Progress, no_progress
+from bot.kpi.model import CheckResult, KpiError, KpiReport, Progress, no_progress, unknown_name_message
 
 if TYPE_CHECKING:
     from bot.alerts.model import Alert
@@ -254,13 +254,6 @@ def split_spec(spec: str | None) -> tuple[str | None, str | None]:
         return None, None
     first, _, last = spec.strip().partition("..")
     return first[:64], (last or first)[:64]
-
-
-def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
-    """``KPI `x` is not defined; known: a, b`` (the wording the engine uses)."""
-    what = "KPI" if kind == "kpi" else "check"
-    listed = ", ".join(sorted(known)) if known else f"none (add {what}s under `{kind}s:` in etl-doctor.yml)"
-    return f"{what} `{name}` is not defined; known: {listed}"
 
 
 def validate_request(project: ProjectConfig, kind: str, name: str, spec: str | None = None) -> None:

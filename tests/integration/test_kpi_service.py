@@ -25,7 +25,7 @@ from bot.kpi.service import KpiService
 from bot.sandbox.slack_emulator import SlackEmulator
 from bot.services import Services
 from bot.store.db import Store
-from handlers.kpi import SlackKpiChat
+from handlers.slack_chat import SlackChat
 
 START = datetime(2025, 3, 1, 6, 0, tzinfo=UTC)
 MISSING = ("P-0005", "P-0017", "P-0023")  # all of 2025-02-06
@@ -120,13 +120,11 @@ def build(
     world: dict[str, Path],
     clock: Clock,
     slack_emulator: SlackEmulator,
-) -> Callable[..., tuple[KpiService, Services, SlackKpiChat]]:
-    def make(
-        *, extra_kpis: str = "", chat: bool = True, alerts: bool = True
-    ) -> tuple[KpiService, Services, SlackKpiChat]:
+) -> Callable[..., tuple[KpiService, Services, SlackChat]]:
+    def make(*, extra_kpis: str = "", chat: bool = True, alerts: bool = True) -> tuple[KpiService, Services, SlackChat]:
         settings = make_settings(project_yaml(world, extra_kpis=extra_kpis))
         services = Services(settings, store=store, clock=clock)
-        slack = SlackKpiChat(WebClient(token=slack_emulator.bot_token, base_url=slack_emulator.api_url))
+        slack = SlackChat(WebClient(token=slack_emulator.bot_token, base_url=slack_emulator.api_url))
         service = KpiService(
             store,
             KpiEngine(settings.project, clock=clock),
@@ -256,7 +254,7 @@ def test_failed_check_posts_and_alerts(
     world = make_world(tmp_path / "w", negative=3)
     settings = make_settings(project_yaml(world))
     services = Services(settings, store=store, clock=clock)
-    chat = SlackKpiChat(WebClient(token=slack_emulator.bot_token, base_url=slack_emulator.api_url))
+    chat = SlackChat(WebClient(token=slack_emulator.bot_token, base_url=slack_emulator.api_url))
     service = KpiService(
         store,
         KpiEngine(settings.project),
