@@ -9,6 +9,7 @@ PYTEST_ARGS ?=
 LAMBDA_PYTHON   ?= 3.12
 LAMBDA_PLATFORM ?= manylinux2014_x86_64
 LAMBDA_COMPILE_WITH ?=
+LAMBDA_CONFIG   ?= etl-doctor.yml
 
 .PHONY: demo test lint format run package-lambda bench clean help
 
@@ -22,7 +23,7 @@ help:
 	@echo "make bench           run the benchmarks in bench/"
 
 $(PY):
-	$(PYTHON) -m venv $(VENV)
+	@scripts/make-venv.sh $(PYTHON) $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
 # Installed extras are recorded in stamp files so a second run installs nothing.
@@ -53,9 +54,9 @@ test: lint
 run: $(VENV)/.sandbox-installed
 	$(BIN)/etl-doctor serve
 
-package-lambda: $(PY)
+package-lambda: $(VENV)/.sandbox-installed
 	$(PY) scripts/package_lambda.py --python-version $(LAMBDA_PYTHON) --platform $(LAMBDA_PLATFORM) \
-		$(if $(LAMBDA_COMPILE_WITH),--compile-with $(LAMBDA_COMPILE_WITH))
+		--config $(LAMBDA_CONFIG) $(if $(LAMBDA_COMPILE_WITH),--compile-with $(LAMBDA_COMPILE_WITH))
 
 bench: $(VENV)/.dev-installed
 	$(PY) bench/lambda_cold_start.py --artifact

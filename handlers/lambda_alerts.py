@@ -74,9 +74,7 @@ class LambdaAlerts:
         try:
             client = self._lambda_client
             if client is None:
-                import boto3
-
-                client = self._lambda_client = boto3.client("lambda")
+                client = self._lambda_client = self._services.aws.client("lambda")
             client.invoke(
                 FunctionName=context.invoked_function_arn,  # this version or alias, as Bolt's lazy runner does
                 InvocationType="Event",

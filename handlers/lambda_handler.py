@@ -27,11 +27,24 @@ class ReportingLambdaLazyListenerRunner(LambdaLazyListenerRunner):
 
     Bolt only logs it (say, the role lacks lambda:InvokeFunction); this also answers through the
     command's response_url, so the user is not left waiting for an answer that will never come.
+    Without an injected client it takes one from etl-doctor's AWS client factory on first use (adaptive
+    retries, the settings' region and endpoint), not Bolt's bare ``boto3.client("lambda")``.
+
+    Args:
+        logger: Bolt's logger.
+        lambda_client: The client to self-invoke with, or None.
+        client_factory: Makes the client on first use when none was given.
     """
+
+    def __init__(self, logger: Any, lambda_client: Any, client_factory: Callable[[], Any]) -> None:
+        super().__init__(logger, lambda_client)
+        self._client_factory = client_factory
 
     def start(self, function: Callable[..., None], request: BoltRequest) -> None:
         """Invoke this function asynchronously for ``function``; on failure tell the user why."""
         try:
+            if self.lambda_client is None:
+                self.lambda_client = self._client_factory()
             super().start(function, request)
         except Exception as exc:
             ref = new_error_ref()
@@ -50,8 +63,8 @@ def build_handler(
     Args:
         settings: Defaults to the environment.
         services: Defaults to new services over ``settings``.
-        lambda_client: Client the lazy listeners' self-invocation uses (default: boto3's, created
-            on the first invocation by Bolt's `LambdaLazyListenerRunner`).
+        lambda_client: Client the self-invocations (lazy listeners, alert drains) use (default: one from
+            ``services.aws``, created on the first self-invocation).
 
     Returns:
         ``handler(event, context) -> API Gateway response``.
@@ -60,7 +73,8 @@ def build_handler(
     services = services or Services(settings)
     app = build_app(settings, services, transport="lambda")
     slack_handler = SlackRequestHandler(app)
-    runner = ReportingLambdaLazyListenerRunner(slack_handler.logger, lambda_client)
+    aws = services.aws
+    runner = ReportingLambdaLazyListenerRunner(slack_handler.logger, lambda_client, lambda: aws.client("lambda"))
     app.listener_runner.lazy_listener_runner = runner
     alerts = LambdaAlerts(settings, services, lambda_client)
 

@@ -7,6 +7,10 @@ the command line uses (typer, rich), redshift-connector's browser-login parsers 
 stubs and matplotlib's data for other output formats, with bytecode precompiled by a Python
 of the target version (this one, python3.X on PATH, or --compile-with): /var/task is read-only on
 Lambda, so shipped .pyc files are the only way to skip compiling every module on each cold start.
+
+The project file (--config, default ./etl-doctor.yml) is validated and shipped at the zip's root as
+etl-doctor.yml, the name serverless.yml's ETL_DOCTOR_CONFIG gives: the function's working directory is its
+code directory, and a function whose named project file is missing refuses to start.
 """
 
 from __future__ import annotations
@@ -45,6 +49,17 @@ DROP_DATA = (
 # matplotlib's default font and its last-resort fallback; the other bundled fonts are for styles etl-doctor does not use
 KEEP_FONTS = ("DejaVuSans", "LastResort", "LICENSE")
 LIMIT_BYTES = 250_000_000  # Lambda: unzipped function code and layers together
+PACKAGED_CONFIG = "etl-doctor.yml"  # serverless.yml: ETL_DOCTOR_CONFIG: etl-doctor.yml
+
+
+class _AnyVariable(dict[str, str]):
+    """An environment in which every ${VAR} is set: connection passwords are the function's, not the builder's."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __missing__(self, key: str) -> str:
+        return "placeholder"
 
 
 def run(*command: str) -> None:
@@ -70,7 +85,35 @@ def find_interpreter(python_version: str, explicit: str | None = None) -> str | 
     return found if probe.stdout.strip() == python_version else None
 
 
-def build(python_version: str, platform: str, output: Path, work: Path, compile_with: str | None = None) -> Path:
+def check_config(config: Path | None) -> None:
+    """Stop the build when the project file the function will load is missing or invalid."""
+    if config is None:
+        return
+    if not config.is_file():
+        sys.exit(
+            f"error: project file {config} not found. serverless.yml sets ETL_DOCTOR_CONFIG={PACKAGED_CONFIG}, so "
+            "a function without it refuses to start: copy examples/etl-doctor.yml to ./etl-doctor.yml and edit it, "
+            "pass --config PATH (make package-lambda LAMBDA_CONFIG=PATH), or --no-config if you remove "
+            "ETL_DOCTOR_CONFIG from serverless.yml"
+        )
+    sys.path.insert(0, str(ROOT))
+    from bot.config import ConfigError, load_project_file
+
+    try:
+        load_project_file(config, required=True, environ=_AnyVariable())
+    except ConfigError as exc:
+        sys.exit(f"error: {exc}")
+
+
+def build(
+    python_version: str,
+    platform: str,
+    output: Path,
+    work: Path,
+    compile_with: str | None = None,
+    config: Path | None = None,
+) -> Path:
+    check_config(config)
     shutil.rmtree(work, ignore_errors=True)
     wheels, target = work / "wheels", work / "package"
     run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheels), str(ROOT))
@@ -95,6 +138,9 @@ def build(python_version: str, platform: str, output: Path, work: Path, compile_
     for path in target.rglob("*"):
         if path.is_file() and path.suffix in DROP_SUFFIXES:
             path.unlink()
+    if config is not None:
+        shutil.copyfile(config, target / PACKAGED_CONFIG)
+        print(f"project file {config} shipped as {PACKAGED_CONFIG}", flush=True)
     compiler = find_interpreter(python_version, compile_with)
     if compiler is not None:
         # unchecked-hash: valid whatever the files' timestamps become inside the zip
@@ -133,8 +179,16 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "build" / "lambda" / "etl-doctor-lambda.zip")
     parser.add_argument("--work-dir", type=Path, default=ROOT / "build" / "lambda" / "work")
     parser.add_argument("--compile-with", help="Python of the target version for bytecode (default: found on PATH)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=Path("etl-doctor.yml"),
+        help=f"project file to ship as {PACKAGED_CONFIG} (default: ./etl-doctor.yml)",
+    )
+    parser.add_argument("--no-config", action="store_true", help="ship no project file")
     args = parser.parse_args()
-    build(args.python_version, args.platform, args.output, args.work_dir, args.compile_with)
+    config = None if args.no_config else args.config
+    build(args.python_version, args.platform, args.output, args.work_dir, args.compile_with, config)
 
 
 if __name__ == "__main__":

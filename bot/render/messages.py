@@ -26,7 +26,11 @@ STATUS_ICONS = {
 
 def render_help(subcommands: Sequence[Subcommand] = SUBCOMMANDS) -> Message:
     """The `/etl help` message: every subcommand with one line of help and an example."""
-    lines = [f"*`{escape(sub.synopsis)}`*  {escape(sub.summary)}" for sub in subcommands]
+    lines = [
+        f"*`{escape(sub.synopsis)}`*  {escape(sub.summary)}"
+        + (f"  e.g. `{escape(sub.examples[0])}`" if sub.examples else "")
+        for sub in subcommands
+    ]
     blocks = [
         header("etl-doctor"),
         section("Why did the pipeline fail, and what now? Subcommands:"),

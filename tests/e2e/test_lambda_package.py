@@ -1,6 +1,6 @@
-"""`make package-lambda`'s artifact really runs: unzipped, imported with nothing else on sys.path, it acks a
-signed `/etl help`, self-invokes through boto3 (to a loopback Lambda endpoint), and the second invocation
-answers through response_url.
+"""`make package-lambda`'s artifact really runs: unzipped, imported with nothing else on sys.path, it loads the
+project file it ships (as serverless.yml's ETL_DOCTOR_CONFIG names it), acks a signed `/etl help`, self-invokes
+through boto3 (to a loopback Lambda endpoint), and the second invocation answers through response_url.
 
 The artifact is built for this interpreter's Python version (the test must import it); the Makefile's
 default targets the Lambda runtime's 3.12, which this machine cannot import.
@@ -27,11 +27,23 @@ from tests.support.lambda_invoke import LoopbackLambda
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# The project file shipped in the zip; its connection password comes from the function's environment.
+PROJECT = """
+default_channel: "#etl-alerts"
+pipelines:
+  policies-etl:
+    state_machine_arn: arn:aws:states:us-east-1:123456789012:stateMachine:policies-etl
+connections:
+  warehouse:
+    url: postgresql://etl_doctor:${WAREHOUSE_PASSWORD}@warehouse.internal:5432/dw
+"""
+
 # Runs in a child interpreter started with -I -S: no site-packages, no PYTHONPATH, only the artifact.
 RUNNER = """
 import json, sys
 sys.path[:0] = sys.argv[1:3]  # the function's code, then the runtime's boto3
 from handlers.lambda_handler import handler
+from bot.config import load_settings
 
 class Context:
     function_name = "etl-doctor-slack"
@@ -40,7 +52,9 @@ class Context:
 
 event = json.loads(sys.stdin.read())
 outside = [m for m in sys.modules if m.split(".")[0] in ("site", "moto", "pytest")]
-print(json.dumps({"response": handler(event, Context()), "modules": outside, "path": sys.path}))
+response = handler(event, Context())
+pipelines = sorted(load_settings().project.pipelines)  # the file the handler loaded, read again
+print(json.dumps({"response": response, "modules": outside, "path": sys.path, "pipelines": pipelines}))
 """
 
 
@@ -49,9 +63,11 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("lambda-build")
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     zip_path = work / "etl-doctor-lambda.zip"
+    project = work / "project.yml"
+    project.write_text(PROJECT, encoding="utf-8")
     subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "package_lambda.py"), "--python-version", version,
-         "--output", str(zip_path), "--work-dir", str(work / "work")],
+         "--output", str(zip_path), "--work-dir", str(work / "work"), "--config", str(project)],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     unzipped = work / "unzipped"
@@ -59,6 +75,7 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
         names = archive.namelist()
         archive.extractall(unzipped)
     assert "handlers/lambda_handler.py" in names
+    assert "etl-doctor.yml" in names  # serverless.yml: ETL_DOCTOR_CONFIG: etl-doctor.yml
     tag = f"cpython-{sys.version_info.major}{sys.version_info.minor}"
     assert f"handlers/__pycache__/lambda_handler.{tag}.pyc" in names  # bytecode shipped (read-only /var/task)
     assert f"slack_bolt/__pycache__/__init__.{tag}.pyc" in names
@@ -122,6 +139,7 @@ def _invoke(artifact: Path, event: dict[str, Any], environ: dict[str, str], runt
     result = subprocess.run(
         [sys.executable, "-I", "-S", "-c", RUNNER, str(artifact), str(runtime)],
         input=json.dumps(event), capture_output=True, text=True, env=environ, timeout=120, check=False,
+        cwd=artifact,  # Lambda runs the function in its code directory, /var/task
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -145,12 +163,15 @@ def test_artifact_acks_and_answers_help(
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "LOG_FORMAT": "json",
+            "ETL_DOCTOR_CONFIG": "etl-doctor.yml",  # as serverless.yml sets it
+            "WAREHOUSE_PASSWORD": "p@ss:word",
         }
         payload = slash_command("help", response_url=slack_emulator.response_url("artifact"))
         body, headers = signed_request(form_body(payload), SIGNING_SECRET, content_type=FORM_CONTENT_TYPE)
         first = _invoke(artifact, apigw_event(body, headers), environ, runtime)
         assert first["response"]["statusCode"] == 200
         assert first["modules"] == []  # nothing from outside the artifact was importable
+        assert first["pipelines"] == ["policies-etl"]  # the shipped project file was loaded
         assert all(not entry.endswith("site-packages") for entry in first["path"])
         (invocation,) = loopback.invocations
         assert invocation.invocation_type == "Event"

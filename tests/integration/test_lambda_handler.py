@@ -151,3 +151,33 @@ def test_mention_is_answered_through_the_self_invocation(lambda_world: Any, slac
     retry_headers = headers | {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
     assert handler(apigw_event(body, retry_headers), LambdaContext())["statusCode"] == 200
     assert len(loopback.invocations) == 1  # Slack's retry started nothing
+
+
+def test_self_invocation_uses_the_client_factory_when_no_client_is_given(
+    make_settings: Callable[..., Settings], slack_emulator: SlackEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.services import Services
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    holder: list[Callable[[dict[str, Any], Any], dict[str, Any]]] = []
+    loopback = LoopbackLambda(lambda event, context: holder[0](event, context)).start()
+    try:
+        settings = make_settings(
+            SLACK_API_URL=slack_emulator.api_url, AWS_ENDPOINT_URL=loopback.endpoint_url, AWS_REGION="eu-west-1"
+        )
+        services = Services(settings)
+        holder.append(build_handler(settings, services=services))  # no lambda_client: the factory's, on first use
+        response = holder[0](_signed_event("help", slack_emulator, "factory-help"), LambdaContext())
+        assert response["statusCode"] == 200
+        (invocation,) = loopback.invocations  # reached the settings' endpoint, not boto3's default
+        assert invocation.invocation_type == "Event"
+        loopback.wait_for_results(1)
+        assert services.aws.call_counts()["lambda:Invoke"] == 1  # made by the factory's shared client
+        client = services.aws.client("lambda")
+        assert client.meta.config.retries["mode"] == "adaptive"
+        assert client.meta.region_name == "eu-west-1"
+        (posted,) = slack_emulator.wait_for("response_url")
+        assert posted.args["text"] == HELP_TEXT
+    finally:
+        loopback.stop()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import importlib
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from bot.commands import COMMAND
+from bot.commands import COMMAND, SUBCOMMANDS
 
 ROOT = Path(__file__).resolve().parents[2]
 HTTP_MANIFEST, SOCKET_MANIFEST = ROOT / "manifest.yml", ROOT / "manifest.socket-mode.yml"
@@ -59,6 +61,12 @@ def test_manifest_declares_what_the_app_handles() -> None:
     assert all(url.startswith("https://") and url.endswith("/slack/events") for url in urls)  # Bolt's one path
 
 
+@pytest.mark.parametrize("path", [HTTP_MANIFEST, SOCKET_MANIFEST], ids=["http", "socket"])
+def test_manifest_usage_hint_names_every_subcommand(path: Path) -> None:
+    (command,) = _yaml(path)["features"]["slash_commands"]
+    assert command["usage_hint"].split(" | ") == [sub.name for sub in SUBCOMMANDS]
+
+
 def test_socket_mode_manifest_differs_only_in_transport() -> None:
     http, socket = _yaml(HTTP_MANIFEST), _yaml(SOCKET_MANIFEST)
     assert socket["settings"]["socket_mode_enabled"] is True
@@ -105,9 +113,8 @@ def test_serverless_scopes_self_invocation_to_its_own_function() -> None:
     config = _yaml(ROOT / "serverless.yml")
     statements = config["provider"]["iam"]["role"]["statements"]
     invoke = next(s for s in statements if "lambda:InvokeFunction" in s["Action"])
-    assert invoke["Resource"] == [
-        "arn:aws:lambda:${aws:region}:${aws:accountId}:function:${self:service}-${sls:stage}-slack"
-    ]
+    function = "arn:aws:lambda:${aws:region}:${aws:accountId}:function:${self:service}-${sls:stage}-slack"
+    assert invoke["Resource"] == [function, f"{function}:*"]  # itself, unqualified or by alias/version
     assert set(invoke["Action"]) == {"lambda:InvokeFunction", "lambda:GetFunction"}
     environment = config["provider"]["environment"]
     for secret in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "DATABASE_URL"):
@@ -145,3 +152,30 @@ def test_readme_and_serverless_grant_the_same_action_permissions() -> None:
     acting = next(s for s in statements if "states:StartExecution" in s["Action"])
     assert set(acting["Action"]) == granted_in_readme
     assert {"states:StartExecution", "states:RedriveExecution", "sqs:DeleteMessage"} <= granted_in_readme
+
+
+def test_lambda_build_stops_at_once_without_the_project_file_the_function_loads(tmp_path: Path) -> None:
+    script = ROOT / "scripts" / "package_lambda.py"
+    missing = subprocess.run(
+        [sys.executable, str(script), "--config", str(tmp_path / "etl-doctor.yml"), "--work-dir", str(tmp_path / "w")],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert missing.returncode == 1
+    assert "etl-doctor.yml not found" in missing.stderr and "ETL_DOCTOR_CONFIG=etl-doctor.yml" in missing.stderr
+    assert "--no-config" in missing.stderr
+    assert not (tmp_path / "w").exists()  # stopped before any pip work
+    invalid = tmp_path / "bad.yml"
+    invalid.write_text("pipelines:\n  p:\n    state_machine_arn: 42\n    colour: red\n", encoding="utf-8")
+    refused = subprocess.run(
+        [sys.executable, str(script), "--config", str(invalid), "--work-dir", str(tmp_path / "w")],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert f"{invalid}: pipelines.p.colour: unknown key" in refused.stderr
+
+
+def test_serverless_names_the_project_file_the_build_ships() -> None:
+    config = _yaml(ROOT / "serverless.yml")
+    script = (ROOT / "scripts" / "package_lambda.py").read_text(encoding="utf-8")
+    assert config["provider"]["environment"]["ETL_DOCTOR_CONFIG"] == "etl-doctor.yml"
+    assert 'PACKAGED_CONFIG = "etl-doctor.yml"' in script

@@ -7,6 +7,7 @@ from bot.commands import UsageError, find, parse
 from bot.pipelines import PipelineStatus
 from bot.render.blocks import button, escape, header, section
 from bot.render.limits import MESSAGE_BLOCKS_MAX, SECTION_TEXT_MAX, clamp, finish_message
+from bot.commands import SUBCOMMANDS
 from bot.render.messages import render_error, render_help, render_pipelines, render_usage_error
 from bot.render.terminal import render_message
 from tests.support.golden import assert_golden
@@ -33,6 +34,8 @@ def _statuses() -> list[PipelineStatus]:
 
 def test_help_golden() -> None:
     message = render_help()
+    text = render_message(message)
+    assert all(f"e.g. `{sub.examples[0]}`" in text for sub in SUBCOMMANDS if sub.examples)  # an example each
     assert_golden("help.json", message)
     assert_golden("help.txt", render_message(message) + "\n")
 
