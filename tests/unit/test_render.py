@@ -3,11 +3,10 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.aws.stepfunctions import ExecutionSummary
-from bot.commands import UsageError, find, parse
+from bot.commands import SUBCOMMANDS, UsageError, find, parse
 from bot.pipelines import PipelineStatus
 from bot.render.blocks import button, escape, header, section
 from bot.render.limits import MESSAGE_BLOCKS_MAX, SECTION_TEXT_MAX, clamp, finish_message
-from bot.commands import SUBCOMMANDS
 from bot.render.messages import render_error, render_help, render_pipelines, render_usage_error
 from bot.render.terminal import render_message
 from tests.support.golden import assert_golden
