@@ -45,12 +45,17 @@ class Signals:
     """What is known about one failure, as gathered by the chase.
 
     Attributes:
-        texts: Error name, cause, stopped reason, root exception, evidence lines… in any order.
+        texts: Error name, cause, stopped reason, root exception… in any order: what identifies the failure. They
+            are searched by the rules and hashed into the fingerprint.
         error_name: The Step Functions error, e.g. ``States.Timeout`` or ``Lambda.TooManyRequestsException``.
         exit_code: The failing container's exit code.
         stop_code: The ECS ``stopCode`` (TaskFailedToStart, EssentialContainerExited, SpotInterruption…).
         memory_peak_pct: Container Insights peak memory utilisation near the failure, 0-100.
         integration: Where the work ran: ``ecs``, ``lambda``, ``glue``, ``batch``, ``states``…
+        log_texts: Log evidence lines (the few lines read from the failing task's log stream). Searched by the
+            rules like ``texts``, but NOT hashed into the fingerprint: log lines carry whatever the job printed
+            around the failure (progress, row counts, a different last line on every run), so the same failure
+            must keep its fingerprint whichever lines were read.
     """
 
     texts: tuple[str, ...] = ()
@@ -59,6 +64,7 @@ class Signals:
     stop_code: str | None = None
     memory_peak_pct: float | None = None
     integration: str | None = None
+    log_texts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,11 +121,7 @@ class _Rule:
     integrations: frozenset[str] = frozenset()
     memory_peak_at_least: float | None = None
     memory_peak_below: float | None = None
-
-    @property
-    def about_exit_code_only(self) -> bool:
-        """True for rules that look at nothing but the exit code."""
-        return bool(self.exit_codes) and self.text is None and self.error_name is None
+    sigkill: bool = False
 
     def matches(self, seen: _Observed) -> bool:
         """Whether every matcher of the rule matches the observed signals."""
@@ -210,6 +212,7 @@ _RULE_KEYS = frozenset(
         "integration",
         "memory_peak_at_least",
         "memory_peak_below",
+        "sigkill",
     }
 )
 
@@ -227,6 +230,9 @@ def _parse_rule(raw: Any, index: int) -> _Rule:
     weight = _number(rule_id, "weight", raw.get("weight"))
     if weight is None or weight <= 0:
         raise ValueError(f"rule {rule_id}: weight must be a positive number")
+    sigkill = raw.get("sigkill", False)
+    if not isinstance(sigkill, bool):
+        raise ValueError(f"rule {rule_id}: sigkill must be true or false")
     rule = _Rule(
         id=rule_id,
         category=category,
@@ -240,6 +246,7 @@ def _parse_rule(raw: Any, index: int) -> _Rule:
         integrations=_strings(rule_id, "integration", raw.get("integration")),
         memory_peak_at_least=_number(rule_id, "memory_peak_at_least", raw.get("memory_peak_at_least")),
         memory_peak_below=_number(rule_id, "memory_peak_below", raw.get("memory_peak_below")),
+        sigkill=sigkill,
     )
     positive = (
         rule.text,
@@ -317,6 +324,8 @@ def _if_digit(match: re.Match[str], placeholder: str, *, letter: bool = False) -
 
 
 _Replacement = str | Callable[[re.Match[str]], str]
+_SEGMENT = r"[^\s/\"'`,;:()\[\]{}\x00]+"
+_PATH = rf"(?<![^\s\"'`=(\[{{,;:])(?:[^=\s/\"'`,;:()\[\]{{}}\x00]+)?(?:/{_SEGMENT}){{2,}}"
 _NORMALISERS: tuple[tuple[re.Pattern[str], _Replacement], ...] = (
     (re.compile(r"\barn:aws[\w-]*:[^\s\"'`,;)\]}]+"), "<arn>"),
     (re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s\"'`,;)\]}]+"), "<uri>"),
@@ -338,6 +347,11 @@ _NORMALISERS: tuple[tuple[re.Pattern[str], _Replacement], ...] = (
     (re.compile(r"\bip-\d+-\d+-\d+-\d+[\w.-]*"), "<host>"),
     (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
     (re.compile(r"\b(?:i|eni|sg|subnet|vpc|ami|vol|snap|jr|j|r|sir|fl|nat|igw|rtb)-[0-9a-f]{6,}\b"), "<id>"),
+    # Unquoted file-system paths and object keys: two or more `/segment`s, after an optional relative first segment
+    # (`/tmp/run-<ts>/part-00017.csv`, `models/staging/orders.yml`), starting at the start of the text or after a
+    # space, quote, `=`, `:`, `,` or bracket. Placeholders already put in (`<ts>`) belong to the segment. A segment
+    # cannot contain `/`, so each start position fails or succeeds in one pass: linear time.
+    (re.compile(_PATH), "<path>"),
     # Runs are matched once and checked by a function (a lookahead per position is quadratic on long runs).
     (re.compile(r"(?<![0-9a-z])(?:0x)?[0-9a-f]{8,}(?![0-9a-z])"), lambda m: _if_digit(m, "<hex>")),
     (re.compile(r"(?<![a-z0-9+/])[a-z0-9+/]{20,}={0,2}"), lambda m: _if_digit(m, "<token>", letter=True)),
@@ -363,10 +377,11 @@ def _letters(index: int) -> str:
 def normalise(text: str) -> str:
     """Reduce an error text to its stable part: what stays the same when the same failure happens again.
 
-    Removes (replaces with placeholders) ARNs, URLs and S3 paths, UUIDs, timestamps, IP addresses, host names,
-    AWS resource ids, request/run/task ids, hex strings, tokens, quoted values that vary (with digits, ids or
-    paths, or long ones) and numbers. Exit codes, errno values and HTTP status codes are kept: they change the
-    meaning. The result is lower-case with collapsed whitespace.
+    Removes (replaces with placeholders) ARNs, URLs and S3 URIs, UUIDs, timestamps, IP addresses, host names,
+    AWS resource ids, request/run/task ids, unquoted file-system paths and object keys (two or more
+    ``/segment`` parts), hex strings, tokens, quoted values that vary (with digits, ids or paths, or long ones)
+    and numbers. Exit codes, errno values and HTTP status codes are kept: they change the meaning. The result
+    is lower-case with collapsed whitespace.
 
     Args:
         text: An error message, a log line, a cause.
@@ -405,7 +420,7 @@ def fingerprint(text: str) -> str:
 
 
 def _observe(signals: Signals) -> _Observed:
-    parts = [text[:_MAX_TEXT] for text in signals.texts if text]
+    parts = [text[:_MAX_TEXT] for text in (*signals.texts, *signals.log_texts) if text]
     if signals.error_name:
         parts.insert(0, signals.error_name)
     return _Observed(
@@ -431,31 +446,45 @@ def _title(template: str, signals: Signals) -> str:
 
 
 def _fingerprint_of(signals: Signals) -> str:
+    # log_texts are deliberately left out: see Signals.
     parts = ([signals.error_name] if signals.error_name else []) + [text for text in signals.texts if text]
     return fingerprint("\n".join(parts))
 
 
+def _killed_not_oom(signals: Signals, matched: list[_Rule]) -> bool:
+    """Whether out_of_memory rests only on a kill (exit 137, "signal: killed") that the memory metrics contradict.
+
+    Exit code 137 means SIGKILL: the memory limit is the usual sender, but a stop, a health check or a timeout
+    sends it too. With a peak below the low threshold and no text about memory, the kill is not evidence of OOM.
+    """
+    peak = signals.memory_peak_pct
+    oom_rules = [rule for rule in matched if rule.category == "out_of_memory"]
+    return peak is not None and peak < _LOW_MEMORY_PCT and bool(oom_rules) and all(rule.sigkill for rule in oom_rules)
+
+
+def _kill_note(signals: Signals) -> str:
+    peak = signals.memory_peak_pct or 0.0
+    killed = "exit code 137" if signals.exit_code == 137 else "the kill signal (SIGKILL)"
+    return (
+        f"{killed} suggests OOM but memory peaked at {peak:.0f}%: killed by something else (SIGKILL from a stop, "
+        "a health check or a timeout?), so not classified as out of memory"
+    )
+
+
 def _memory_conflicts(signals: Signals, category: str, matched: list[_Rule]) -> tuple[list[str], float]:
-    """Explicit handling of exit code 137 (SIGKILL) against the text and the memory metrics."""
+    """Exit code 137 (SIGKILL) against the text and the memory metrics, when the kill was not set aside."""
     conflicts: list[str] = []
     factor = 1.0
     peak = signals.memory_peak_pct
     oom_rules = [rule for rule in matched if rule.category == "out_of_memory"]
-    text_agrees = any(not rule.about_exit_code_only and rule.memory_peak_at_least is None for rule in oom_rules)
+    text_agrees = any(not rule.sigkill and rule.memory_peak_at_least is None for rule in oom_rules)
     if category == "out_of_memory":
         if peak is not None and peak < _LOW_MEMORY_PCT:
-            if signals.exit_code == 137 and not text_agrees:
-                conflicts.append(
-                    f"exit code 137 suggests OOM but memory peaked at {peak:.0f}%: "
-                    "killed by something else (SIGKILL from stop/timeout?)"
-                )
-                factor *= 0.5
-            else:
-                conflicts.append(
-                    f"the text says out of memory but memory peaked at {peak:.0f}% "
-                    "(a short spike between samples, or a per-process limit below the container's)"
-                )
-                factor *= 0.8
+            conflicts.append(
+                f"the text says out of memory but memory peaked at {peak:.0f}% "
+                "(a short spike between samples, or a per-process limit below the container's)"
+            )
+            factor *= 0.8
         elif signals.exit_code == 137 and not text_agrees and (peak is None or peak < _HIGH_MEMORY_PCT):
             conflicts.append(
                 "exit code 137 means SIGKILL: usually the memory limit, but no OOM message or memory metric confirms it"
@@ -474,7 +503,9 @@ def classify(signals: Signals) -> Classification:
 
     Each rule of rules.yml whose matchers all match scores its weight for its category; the highest total
     wins, below the threshold the result is ``unknown``. Confidence grows with the winning score and shrinks
-    with the margin over the runner-up and with conflicts (exit 137 against low memory, close runners-up).
+    with the margin over the runner-up and with conflicts (exit 137 against the text, close runners-up). When
+    out_of_memory rests only on a kill (exit 137) and memory peaked below the low threshold, it is set aside:
+    the next-best category wins, else ``unknown``, and a conflict says why.
 
     Args:
         signals: What is known about the failure.
@@ -485,6 +516,11 @@ def classify(signals: Signals) -> Classification:
     ruleset = _rules()
     seen = _observe(signals)
     matched = [rule for rule in ruleset.rules if rule.matches(seen)]
+    conflicts: list[str] = []
+    set_aside = _killed_not_oom(signals, matched)
+    if set_aside:
+        matched = [rule for rule in matched if rule.category != "out_of_memory"]
+        conflicts.append(_kill_note(signals))
     scores: dict[str, float] = {}
     for rule in matched:
         scores[rule.category] = scores.get(rule.category, 0.0) + rule.weight
@@ -492,11 +528,15 @@ def classify(signals: Signals) -> Classification:
     best_category, best = ranked[0] if ranked else (UNKNOWN, 0.0)
     runner_category, runner = ranked[1] if len(ranked) > 1 else (UNKNOWN, 0.0)
     reasons: list[str]
-    conflicts: list[str] = []
     if best < ruleset.threshold:
         category = UNKNOWN
         weak = [rule.label for rule in matched]
-        reasons = [f"only weak signals: {', '.join(weak)}"] if weak else ["no known failure signature matched"]
+        if weak:
+            reasons = [f"only weak signals: {', '.join(weak)}"]
+        elif set_aside:
+            reasons = ["the only signal was a kill (SIGKILL), which the memory metrics contradict"]
+        else:
+            reasons = ["no known failure signature matched"]
         confidence = 0.0
     else:
         category = best_category
@@ -506,9 +546,10 @@ def classify(signals: Signals) -> Classification:
         if runner >= ruleset.threshold and runner >= _RUNNER_UP_RATIO * best:
             runner_reasons = "; ".join(rule.label for rule in matched if rule.category == runner_category)
             conflicts.append(f"also looks like {runner_category} ({runner:g} vs {best:g}): {runner_reasons}")
-        memory_conflicts, factor = _memory_conflicts(signals, category, matched)
-        conflicts += memory_conflicts
-        confidence *= factor
+        if not set_aside:
+            memory_conflicts, factor = _memory_conflicts(signals, category, matched)
+            conflicts += memory_conflicts
+            confidence *= factor
     meta = ruleset.categories[category]
     return Classification(
         category=category,
@@ -535,7 +576,7 @@ def classify_text(text: str, **signals: object) -> Classification:
 
     Args:
         text: The error message.
-        **signals: Any other field of :class:`Signals` except ``texts``.
+        **signals: Any other field of :class:`Signals` except ``texts`` and ``log_texts``.
 
     Returns:
         The classification.
