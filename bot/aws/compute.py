@@ -56,38 +56,51 @@ class ComputeGateway:
         jobs = self._aws.client("batch").describe_jobs(jobs=[job_id]).get("jobs", [])
         return dict(jobs[0]) if jobs else None
 
-    def peak_metric(
+    def metric_series(
         self,
         namespace: str,
-        metric: str,
+        metrics: dict[str, tuple[str, str]],
         dimensions: dict[str, str],
         start: datetime,
         end: datetime,
         *,
         period: int = 60,
-    ) -> tuple[float, datetime] | None:
-        """The highest datapoint (and when) of a metric in a window, or None without data."""
+    ) -> dict[str, list[tuple[datetime, float]]]:
+        """Several metrics with the same dimensions in one GetMetricData call, from 5 min before ``start``.
+
+        Args:
+            namespace: E.g. ``ECS/ContainerInsights``.
+            metrics: Query id → (metric name, statistic), e.g. ``{"cpu": ("CpuUtilized", "Average")}``.
+            dimensions: Dimension name → value.
+            start: Start of the window of interest.
+            end: Its end (one more minute is read).
+            period: Seconds per datapoint.
+
+        Returns:
+            Query id → datapoints (timestamp, value), oldest first; ids without data are left out.
+        """
         response = self._aws.client("cloudwatch").get_metric_data(
             MetricDataQueries=[
                 {
-                    "Id": "m",
+                    "Id": query_id,
                     "MetricStat": {
                         "Metric": {
                             "Namespace": namespace,
-                            "MetricName": metric,
+                            "MetricName": name,
                             "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
                         },
                         "Period": period,
-                        "Stat": "Maximum",
+                        "Stat": stat,
                     },
                 }
+                for query_id, (name, stat) in metrics.items()
             ],
             StartTime=start - timedelta(minutes=5),
             EndTime=end + timedelta(minutes=1),
         )
-        results = response.get("MetricDataResults", [])
-        if not results or not results[0].get("Values"):
-            return None
-        values, stamps = results[0]["Values"], results[0]["Timestamps"]
-        best = max(range(len(values)), key=lambda index: values[index])
-        return float(values[best]), stamps[best]
+        series: dict[str, list[tuple[datetime, float]]] = {}
+        for result in response.get("MetricDataResults", []):
+            points = sorted(zip(result.get("Timestamps", []), result.get("Values", []), strict=False))
+            if points:
+                series[result["Id"]] = [(when, float(value)) for when, value in points]
+        return series

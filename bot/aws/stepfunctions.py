@@ -122,6 +122,16 @@ class StepFunctionsGateway:
         """Child executions of a Distributed Map run that failed (at most ``limit``)."""
         return self._list(mapRunArn=map_run_arn, statusFilter="FAILED", maxResults=limit)
 
+    def map_run_item_counts(self, map_run_arn: str) -> dict[str, int] | None:
+        """DescribeMapRun's ``itemCounts`` (``failed``, ``total``, ``succeeded``…), or None when it cannot be read."""
+        from botocore.exceptions import ClientError
+
+        try:
+            counts: dict[str, Any] = dict(self._client.describe_map_run(mapRunArn=map_run_arn).get("itemCounts") or {})
+        except ClientError:
+            return None  # optional: the failed children are still listed and the first one diagnosed
+        return {key: int(value) for key, value in counts.items()}
+
     def _list(self, **request: Any) -> list[ExecutionSummary]:
         try:
             page = self._client.list_executions(**request)

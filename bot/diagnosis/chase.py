@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.aws.console import execution_url, log_group_url, log_stream_url
@@ -15,9 +16,9 @@ from bot.aws.logs import LogGroupNotFoundError, LogsGateway
 from bot.aws.stepfunctions import ExecutionDescription, StepFunctionsGateway
 from bot.config import ProjectConfig
 from bot.diagnosis.classify import Signals, classify
-from bot.diagnosis.evidence import LogFindings, read_evidence
+from bot.diagnosis.evidence import MAX_EVIDENCE, LogFindings, read_evidence
 from bot.diagnosis.history import Event, FailurePoint, HistoryWindow, details, locate_failure, parse_json
-from bot.diagnosis.model import PATH_SEPARATOR, Diagnosis, Hop
+from bot.diagnosis.model import PATH_SEPARATOR, Diagnosis, EvidenceLine, Hop
 from bot.diagnosis.remediation import remediate
 from bot.diagnosis.retry_audit import audit_retry, find_state
 from bot.diagnosis.stacktrace import StackTrace, parse_lambda_error
@@ -25,6 +26,11 @@ from bot.errors import UserFacingError
 
 MAX_DEPTH = 5
 HISTORY_PAGES = 2  # with DescribeExecution: at most 3 Step Functions calls to reach the failed state
+CPU_WINDOW = timedelta(minutes=5)  # the CPU average covers this long before the failure
+STATE_MACHINE_LOG_WINDOW = timedelta(minutes=10)  # the state machine's own log is searched this long before the stop
+STATE_MACHINE_LOG_LINES = 200
+MAP_RUN_FAILED_LISTED = 100  # ListExecutions(mapRunArn, FAILED): one page; beyond it DescribeMapRun counts
+_FAILURE_EVENT = re.compile(r"(Failed|TimedOut|Aborted)$|^FailStateEntered$")
 _TASK_ARN = re.compile(r"arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task/[A-Za-z0-9_/-]+")
 _EXECUTION_ARN = re.compile(r"arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+")
 _REPORT = re.compile(r"Memory Size: (\d+) MB\s+Max Memory Used: (\d+) MB")
@@ -43,9 +49,14 @@ def _lower_keys(value: Any) -> Any:
 
 @dataclass
 class _Found:
-    """What the followers gathered for classification and remediation."""
+    """What the followers gathered for classification and remediation.
+
+    ``texts`` (error, cause, stop reasons…) are also hashed into the fingerprint; ``log_texts`` (evidence
+    lines, which differ from run to run) only help to classify.
+    """
 
     texts: list[str] = field(default_factory=list)
+    log_texts: list[str] = field(default_factory=list)
     exit_code: int | None = None
     stop_code: str | None = None
     memory_peak_pct: float | None = None
@@ -176,11 +187,15 @@ class Chase:
         diagnosis.cause_summary = _summarise_cause(point.cause or description.cause)
         diagnosis.notes += point.notes
         state_detail = point.error or ""
+        branch_hop: int | None = None
         if point.container_state and point.container_state != point.state_name and point.container is not None:
             parallel = point.container["type"].startswith("Parallel")
             what = "a branch failed" if parallel else "an iteration failed"
             if point.iteration_index is not None:
                 what = f"iteration #{point.iteration_index} failed"
+            if parallel and point.branch_start:
+                what = f"the branch that starts at `{point.branch_start}` failed"
+                branch_hop = len(diagnosis.hops)
             diagnosis.hops.append(Hop("parallel" if parallel else "map", point.container_state, what))
         if point.state_name:
             diagnosis.hops.append(Hop("state", point.state_name, state_detail.strip()))
@@ -207,7 +222,16 @@ class Chase:
             diagnosis.notes.append(_explain_state_failure(point))
         definition = None
         if not offline and description.execution_arn.startswith("arn:"):
-            definition = self._definition(diagnosis)
+            definition = self._definition(diagnosis, found)
+        if definition is not None and branch_hop is not None and point.container_state and point.branch_start:
+            container = find_state(definition.get("States", {}), point.container_state) or {}
+            starts = [branch.get("StartAt") for branch in container.get("Branches") or []]
+            if point.branch_start in starts:
+                number = starts.index(point.branch_start) + 1
+                diagnosis.hops[branch_hop] = dataclasses.replace(
+                    diagnosis.hops[branch_hop],
+                    detail=f"branch {number} of {len(starts)} (starts at `{point.branch_start}`) failed",
+                )
         if definition is not None and point.state_name:
             state = find_state(definition.get("States", {}), point.state_name)
             if state is not None and point.integration in {"fail", "runtime"}:
@@ -235,7 +259,7 @@ class Chase:
                 raise
             diagnosis.hops.append(Hop(kind, kind, f"not followed: {described}", followed=False))
 
-    def _definition(self, diagnosis: Diagnosis) -> dict[str, Any] | None:
+    def _definition(self, diagnosis: Diagnosis, found: _Found) -> dict[str, Any] | None:
         try:
             machine = self._live().definition_for_execution(diagnosis.execution_arn)
         except Exception as exc:
@@ -245,25 +269,64 @@ class Chase:
             return None
         for arn in machine.log_group_arns:
             group = arn.split(":log-group:", 1)[-1].removesuffix(":*")
-            diagnosis.hops.append(
-                Hop(
-                    "state_machine_logs",
-                    group,
-                    f"level {machine.log_level or '?'}",
-                    log_group_url(diagnosis.region, group),
-                )
-            )
+            detail = f"level {machine.log_level or '?'}"
+            if not diagnosis.evidence and machine.log_level not in (None, "OFF"):
+                detail += self._state_machine_log_evidence(diagnosis, found, group)
+            diagnosis.hops.append(Hop("state_machine_logs", group, detail, log_group_url(diagnosis.region, group)))
         return machine.definition
+
+    def _state_machine_log_evidence(self, diagnosis: Diagnosis, found: _Found, group: str) -> str:
+        """When the task hop gave no log lines: this execution's failure events in the state machine's log group.
+
+        One bounded FilterLogEvents search for the execution ARN, in the minutes before the execution stopped
+        (failure events come right before ExecutionFailed; at level ALL older events could be many).
+
+        Returns:
+            What to add to the hop's detail.
+        """
+        if self.logs is None or diagnosis.stopped_at is None:
+            return ""
+        start = max(diagnosis.started_at or diagnosis.stopped_at, diagnosis.stopped_at - STATE_MACHINE_LOG_WINDOW)
+        try:
+            lines = self.logs.search(
+                group,
+                diagnosis.execution_arn,
+                start,
+                diagnosis.stopped_at + timedelta(minutes=1),
+                limit=STATE_MACHINE_LOG_LINES,
+                max_pages=5,
+            )
+        except LogGroupNotFoundError:
+            return " · log group not found"
+        except Exception as exc:
+            if describe_aws_error(exc) is None:
+                raise
+            return f" · not read: {describe_aws_error(exc)}"
+        failures = [line for line in lines if _is_failure_log_event(line.message, diagnosis.execution_arn)]
+        diagnosis.evidence = [
+            EvidenceLine(
+                line.timestamp,
+                line.message,
+                group,
+                line.stream,
+                log_stream_url(diagnosis.region, group, line.stream, line.timestamp),
+            )
+            for line in failures[-MAX_EVIDENCE:]
+        ]
+        found.log_texts += [line.message for line in diagnosis.evidence]
+        return f" · {len(failures)} failure events of this execution read"
 
     def _classify(self, diagnosis: Diagnosis, found: _Found, error: str | None, integration: str) -> None:
         texts = list(found.texts)
         if found.trace is not None:
             texts += list(found.trace.chain)
+        log_texts = list(found.log_texts)
         if found.findings is not None:
-            texts += [line.message for line in found.findings.evidence[-10:]]
+            log_texts += [line.message for line in found.findings.evidence[-10:]]
         result = classify(
             Signals(
                 texts=tuple(texts),
+                log_texts=tuple(log_texts),
                 error_name=error,
                 exit_code=found.exit_code,
                 stop_code=found.stop_code,
@@ -294,11 +357,19 @@ class Chase:
             found.stop_code = task.get("stopCode")
 
     def _add_log_evidence(
-        self, diagnosis: Diagnosis, found: _Found, group: str, stream: str, start: datetime | None, end: datetime
+        self,
+        diagnosis: Diagnosis,
+        found: _Found,
+        group: str,
+        stream: str,
+        start: datetime | None,
+        end: datetime,
+        *,
+        request_id: str | None = None,
     ) -> None:
         if self.logs is None:
             return
-        findings = read_evidence(self.logs, group, stream, start, end, region=diagnosis.region)
+        findings = read_evidence(self.logs, group, stream, start, end, region=diagnosis.region, request_id=request_id)
         found.findings = findings
         if findings.trace is not None:
             found.trace = findings.trace
@@ -360,6 +431,21 @@ class Chase:
                 " · ".join(p for p in (exit_text, failing.get("reason", "")) if p),
             )
         )
+        definition = (
+            self.compute.ecs_task_definition(task["taskDefinitionArn"]) if task.get("taskDefinitionArn") else None
+        )
+        if definition is not None:  # what a container-start failure's next steps name: the images, the secrets
+            definitions = definition.get("containerDefinitions", [])
+            diagnosis.context["container_images"] = [str(c["image"]) for c in definitions if c.get("image")]
+            diagnosis.context["container_secrets"] = [
+                str(value)
+                for c in definitions
+                for value in [
+                    *(secret.get("valueFrom") for secret in c.get("secrets", [])),
+                    (c.get("repositoryCredentials") or {}).get("credentialsParameter"),
+                ]
+                if value
+            ]
         if task.get("stopCode") == "TaskFailedToStart" or (
             failing.get("exitCode") is None and not task.get("startedAt")
         ):
@@ -367,9 +453,6 @@ class Chase:
                 "the container never started, so it wrote no logs: the stopped reason is the evidence"
             )
             return
-        definition = (
-            self.compute.ecs_task_definition(task["taskDefinitionArn"]) if task.get("taskDefinitionArn") else None
-        )
         if definition is None:
             diagnosis.hops.append(
                 Hop("log_stream", "?", "task definition not found: log stream unknown", followed=False)
@@ -387,7 +470,8 @@ class Chase:
             "image": container_definition.get("image"),
             "environment": {e.get("name"): e.get("value") for e in container_definition.get("environment", [])},
         }
-        self._ecs_memory(diagnosis, found, cluster_name, task_id, definition, point)
+        started = point.started_at or _moment(task.get("startedAt") or task.get("createdAt"))
+        self._ecs_resources(diagnosis, found, cluster_name, task_id, definition, started, point.failed_at)
         options = (container_definition.get("logConfiguration") or {}).get("options", {})
         if (container_definition.get("logConfiguration") or {}).get("logDriver") != "awslogs" or not options.get(
             "awslogs-group"
@@ -405,37 +489,48 @@ class Chase:
                 diagnosis.hops.append(Hop("log_stream", group, "no stream prefix configured", followed=False))
                 return
             stream = stream_list[0]
-        self._add_log_evidence(diagnosis, found, group, stream, point.started_at, point.failed_at)
+        self._add_log_evidence(diagnosis, found, group, stream, started, point.failed_at)
 
-    def _ecs_memory(
+    def _ecs_resources(
         self,
         diagnosis: Diagnosis,
         found: _Found,
         cluster: str,
         task_id: str,
         definition: dict[str, Any],
-        point: FailurePoint,
+        started: datetime | None,
+        failed: datetime,
     ) -> None:
-        reserved = definition.get("memory")
-        if not reserved or point.started_at is None:
+        """Container Insights memory peak and CPU average near the failure (one GetMetricData call a dimension set)."""
+        reserved, cpu_units = definition.get("memory"), definition.get("cpu")
+        if not (reserved or cpu_units) or started is None:
             return
         dimension_sets = [
             {"ClusterName": cluster, "TaskId": task_id},
             {"ClusterName": cluster, "TaskDefinitionFamily": str(definition.get("family"))},
         ]
+        metrics = {"memory": ("MemoryUtilized", "Maximum"), "cpu": ("CpuUtilized", "Average")}
         for dimensions in dimension_sets:
-            peak = self.compute.peak_metric(
-                "ECS/ContainerInsights", "MemoryUtilized", dimensions, point.started_at, point.failed_at
-            )
-            if peak is None:
+            series = self.compute.metric_series("ECS/ContainerInsights", metrics, dimensions, started, failed)
+            memory, cpu = series.get("memory", []), series.get("cpu", [])
+            if not memory and not cpu:
                 continue
-            value, when = peak
-            found.memory_peak_pct = 100.0 * value / float(reserved)
-            before = (point.failed_at - when).total_seconds()
-            timing = f"{before:.0f} s before the failure" if before >= 0 else "at the failure"
-            diagnosis.resource_notes.append(
-                f"memory reached {found.memory_peak_pct:.0f}% of {reserved} MiB {timing} (Container Insights)"
-            )
+            if memory and reserved:
+                when, value = max(reversed(memory), key=lambda point: point[1])  # the latest of equal peaks
+                found.memory_peak_pct = 100.0 * value / float(reserved)
+                before = (failed - when).total_seconds()
+                timing = f"{before:.0f} s before the failure" if before >= 0 else "at the failure"
+                diagnosis.resource_notes.append(
+                    f"memory reached {found.memory_peak_pct:.0f}% of {reserved} MiB {timing} (Container Insights)"
+                )
+            recent = [value for when, value in cpu if failed - CPU_WINDOW <= when <= failed]
+            if recent and cpu_units:
+                average = 100.0 * sum(recent) / len(recent) / float(cpu_units)
+                diagnosis.context.setdefault("ecs", {})["cpu_average_pct"] = round(average, 1)
+                diagnosis.resource_notes.append(
+                    f"CPU averaged {average:.0f}% of {cpu_units} units in the {CPU_WINDOW.seconds // 60} min "
+                    "before exit (Container Insights)"
+                )
             return
 
     # ------------------------------------------------------------------ Lambda
@@ -471,6 +566,8 @@ class Chase:
                 "lambda", name or "?", " · ".join(p for p in (request_id and f"request {request_id}", limits) if p), url
             )
         )
+        if name is None and point.scheduled is None:
+            diagnosis.notes.append("the Lambda function is named only by the scheduling event, which was not read")
         if group is None or self.logs is None or point.started_at is None:
             return
         start, end = point.started_at - timedelta(seconds=5), point.failed_at + timedelta(seconds=5)
@@ -496,7 +593,9 @@ class Chase:
             )
             return
         stream = matches[-1].stream
-        self._add_log_evidence(diagnosis, found, group, stream, point.started_at, point.failed_at)
+        self._add_log_evidence(
+            diagnosis, found, group, stream, point.started_at, point.failed_at, request_id=request_id
+        )
         for line in diagnosis.evidence:
             report = _REPORT.search(line.message)
             if report:
@@ -559,11 +658,11 @@ class Chase:
     def _follow_batch(self, diagnosis: Diagnosis, point: FailurePoint, found: _Found, depth: int) -> None:
         cause = parse_json(point.cause)
         job = _lower_keys(cause) if isinstance(cause, dict) and ("jobId" in cause or "JobId" in cause) else None
-        if job is None:
+        if job is None or not job.get("statusReason"):  # a truncated Cause, or one without the reason: DescribeJobs
             submitted = parse_json(details(point.submitted).get("output")) if point.submitted else None
-            job_id = (submitted or {}).get("JobId") or (submitted or {}).get("jobId")
+            job_id = (job or {}).get("jobId") or (submitted or {}).get("JobId") or (submitted or {}).get("jobId")
             fetched = self.compute.batch_job(job_id) if job_id else None
-            job = _lower_keys(fetched) if fetched else None
+            job = _lower_keys(fetched) if fetched else job
         if job is None:
             raise UserFacingError("the failure names no Batch job")
         container = job.get("container") or {}
@@ -601,22 +700,33 @@ class Chase:
         map_run = point.map_run_arn
         if not map_run:
             raise UserFacingError("the Distributed Map run is not named in the history")
-        failed = self._live().failed_map_run_executions(map_run)
+        live = self._live()
+        failed = live.failed_map_run_executions(map_run, limit=MAP_RUN_FAILED_LISTED)
         run_id = map_run.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
-        diagnosis.hops.append(
-            Hop("map_run", run_id, f"{len(failed)}{'+' if len(failed) >= 100 else ''} child executions failed")
-        )
+        detail = f"{len(failed)}{'+' if len(failed) >= MAP_RUN_FAILED_LISTED else ''} child executions failed"
+        more = f"{len(failed) - 1} more child executions of the map run failed"
+        if len(failed) >= MAP_RUN_FAILED_LISTED:  # capped: the map run itself knows how many
+            counts = live.map_run_item_counts(map_run) or {}
+            if counts.get("failed") is not None and counts.get("total"):
+                detail = f"{counts['failed']:,} of {counts['total']:,} items failed"
+                diagnosis.context["map_run_items"] = {"failed": counts["failed"], "total": counts["total"]}
+                more = f"{counts['failed'] - 1:,} more items of the map run failed"
+        diagnosis.hops.append(Hop("map_run", run_id, detail))
         if not failed:
             return
         first = min(failed, key=lambda execution: execution.stop_date or execution.start_date)
         if len(failed) > 1:
-            diagnosis.notes.append(f"{len(failed) - 1} more child executions of the map run failed; showing the first")
+            diagnosis.notes.append(f"{more}; showing the first")
         self._merge_child(diagnosis, first.execution_arn, found, depth, kind="child_execution")
 
     def _merge_child(self, diagnosis: Diagnosis, child_arn: str, found: _Found, depth: int, *, kind: str) -> None:
         if depth + 1 > MAX_DEPTH:
             diagnosis.hops.append(
                 Hop(kind, child_arn.rsplit(":", 1)[-1], f"not followed: deeper than {MAX_DEPTH} levels", followed=False)
+            )
+            diagnosis.notes.append(
+                f"child executions are followed {MAX_DEPTH} levels deep; `{child_arn.rsplit(':', 1)[-1]}` "
+                f"(level {depth + 1}) was not diagnosed"
             )
             return
         child = self.diagnose(child_arn, depth=depth + 1)
@@ -643,13 +753,34 @@ class Chase:
             "error": child.error,
         }
         found.texts += [t for t in (child.error, child.cause_summary, child.root_exception) if t]
-        found.texts += [line.message for line in child.evidence[-10:]]
+        found.log_texts += [line.message for line in child.evidence[-10:]]
         if child.failed_state:
             diagnosis.failed_state = (
                 f"{diagnosis.failed_state}{PATH_SEPARATOR}{child.failed_state}"
                 if diagnosis.failed_state
                 else child.failed_state
             )
+
+
+def _is_failure_log_event(message: str, execution_arn: str) -> bool:
+    """Whether a line of a state machine's CloudWatch log is a failure event of this execution.
+
+    The lines are history events as JSON: ``{"id": "5", "type": "TaskFailed", "details": {...},
+    "previous_event_id": "4", "event_timestamp": "...", "execution_arn": "..."}``.
+    """
+    event = parse_json(message)
+    if not isinstance(event, dict):
+        return False
+    return event.get("execution_arn") == execution_arn and bool(_FAILURE_EVENT.search(str(event.get("type", ""))))
+
+
+def _moment(value: Any) -> datetime | None:
+    """A time from an ECS task: a datetime (DescribeTasks) or epoch milliseconds (a Cause)."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
+    return None
 
 
 def _summarise_cause(cause: str | None, limit: int = 500) -> str | None:

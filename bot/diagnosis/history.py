@@ -41,12 +41,11 @@ SCHEDULE_TYPES = {"TaskScheduled", "LambdaFunctionScheduled", "ActivityScheduled
 _RUNTIME_STATE = re.compile(r"while executing the state '([^']+)'")
 
 
-class HistoryBudgetExceededError(Exception):
-    """Reading further back would exceed the page budget."""
-
-
 class HistoryWindow:
     """The part of an execution history read so far, newest first; reads older pages on demand.
+
+    When the page budget is spent, older events are simply not read: `get` answers None for them and
+    ``budget_spent`` is set, so a diagnosis goes on with what was read (the failure events are the newest).
 
     Args:
         fetch_page: Returns one page (newest first) and the token of the next one.
@@ -55,19 +54,26 @@ class HistoryWindow:
 
     def __init__(self, fetch_page: PageFetcher, *, max_pages: int = 2) -> None:
         self._fetch_page = fetch_page
-        self._max_pages = max_pages
+        self.max_pages = max_pages
         self._by_id: dict[int, Event] = {}
         self._order: list[Event] = []
         self._next_token: str | None = None
         self.pages_read = 0
         self.exhausted = False
+        self.budget_spent = False
         self._read_page()
+
+    @property
+    def oldest_read(self) -> int | None:
+        """The id of the oldest event read so far (None before any)."""
+        return min(self._by_id) if self._by_id else None
 
     def _read_page(self) -> bool:
         if self.exhausted:
             return False
-        if self.pages_read >= self._max_pages:
-            raise HistoryBudgetExceededError(f"more than {self._max_pages} history pages needed")
+        if self.pages_read >= self.max_pages:
+            self.budget_spent = True
+            return False
         events, self._next_token = self._fetch_page(self._next_token if self.pages_read else None)
         self.pages_read += 1
         self.exhausted = self._next_token is None
@@ -129,6 +135,7 @@ class FailurePoint:
         submitted: TaskSubmitted/TaskStarted of that work (holds e.g. the ECS task ARN in its output).
         entered: The ``*StateEntered`` event of the failed state.
         caught: A failure that a Catch routed to a Fail state (the real cause), when the leaf is a Fail state.
+        branch_start: Inside a Parallel state: the first state of the branch that failed.
         state_name: Name of the failed state.
         integration: ``ecs``, ``lambda``, ``glue``, ``batch``, ``child``, ``activity``, ``distributed_map``,
             ``fail``, ``runtime``, ``timeout``, ``aborted``, or the resource type of another service integration.
@@ -152,6 +159,7 @@ class FailurePoint:
     iteration_index: int | None = None
     map_run_arn: str | None = None
     container_state: str | None = None
+    branch_start: str | None = None
     path: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -270,26 +278,33 @@ def _describe_work(window: HistoryWindow, point: FailurePoint) -> None:
         ][:3]
         return
     point.integration, point.resource = _integration(point.scheduled, work)
+    if point.scheduled is None and point.entered is None and window.budget_spent:
+        back = int(work["id"]) - (window.oldest_read or 0)
+        point.notes.append(
+            f"the failed state's scheduling event is more than {back:,} events back; not read "
+            f"(budget of {window.max_pages + 1} Step Functions calls)"
+        )
     if point.caught is not None and point.leaf is not None:
         fail_state = details(point.leaf).get("name")
         point.notes.append(f"the error was caught and routed to the Fail state `{fail_state}`")
 
 
 def _integration(scheduled: Event | None, work: Event) -> tuple[str, str | None]:
-    if scheduled is None:
+    # TaskFailed/TaskTimedOut name the resource too: enough when the scheduling event was not read
+    source = details(scheduled) if scheduled is not None else details(work)
+    if scheduled is not None and scheduled["type"] == "LambdaFunctionScheduled":
+        return "lambda", source.get("resource")
+    if scheduled is not None and scheduled["type"] == "ActivityScheduled":
+        return "activity", source.get("resource")
+    resource_type = str(source.get("resourceType", ""))
+    resource = str(source.get("resource", ""))
+    if scheduled is None and not resource_type:
         kind = work["type"]
         if kind.startswith("LambdaFunction"):
             return "lambda", None
         if kind.startswith("Activity"):
             return "activity", None
         return "unknown", None
-    scheduled_details = details(scheduled)
-    if scheduled["type"] == "LambdaFunctionScheduled":
-        return "lambda", scheduled_details.get("resource")
-    if scheduled["type"] == "ActivityScheduled":
-        return "activity", scheduled_details.get("resource")
-    resource_type = str(scheduled_details.get("resourceType", ""))
-    resource = str(scheduled_details.get("resource", ""))
     if resource_type == "states" and resource.startswith("startExecution"):
         return "child", f"arn:aws:states:::states:{resource}"
     known = {"ecs": "ecs", "lambda": "lambda", "glue": "glue", "batch": "batch"}
@@ -297,13 +312,14 @@ def _integration(scheduled: Event | None, work: Event) -> tuple[str, str | None]
 
 
 def _describe_containers(window: HistoryWindow, point: FailurePoint, chain: list[Event]) -> None:
-    for event in [*chain, *window.events]:
-        kind = event["type"]
-        event_details = details(event)
-        if kind in {"MapIterationFailed", "MapIterationAborted"} and point.iteration_index is None:
-            point.iteration_index = event_details.get("index")
-        elif kind == "MapRunStarted" and point.map_run_arn is None:
-            point.map_run_arn = event_details.get("mapRunArn")
+    seen = [*chain, *window.events]
+    # the failed iteration, not one that was aborted because of it (MapIterationAborted is written after it)
+    iteration = next((e for e in seen if e["type"] == "MapIterationFailed"), None) or next(
+        (e for e in seen if e["type"] == "MapIterationAborted"), None
+    )
+    point.map_run_arn = next((details(e).get("mapRunArn") for e in seen if e["type"] == "MapRunStarted"), None)
+    if iteration is not None:
+        point.iteration_index = details(iteration).get("index")
     map_run_failure = next((event for event in chain if event["type"] in {"MapRunFailed", "MapRunAborted"}), None)
     if map_run_failure is not None and point.leaf is None:
         # A Distributed Map runs its items as child executions: the failure is in one of them.
@@ -312,9 +328,26 @@ def _describe_containers(window: HistoryWindow, point: FailurePoint, chain: list
         point.error = details(map_run_failure).get("error", point.error)
         point.cause = details(map_run_failure).get("cause", point.cause)
     if point.container is not None:
-        point.container_state = _state_of(window, point.container, point.container["type"].startswith("Parallel"))
+        parallel = point.container["type"].startswith("Parallel")
+        # MapIterationFailed names its Map state too: enough when the MapStateEntered was not read
+        point.container_state = _state_of(window, point.container, parallel) or (
+            details(iteration).get("name") if iteration is not None and not parallel else None
+        )
+        if parallel and point.entered is not None:
+            point.branch_start = _branch_start(window, point.entered)
         if point.state_name is None:
             point.state_name = point.container_state
+
+
+def _branch_start(window: HistoryWindow, entered: Event) -> str | None:
+    """The first state of the Parallel branch ``entered`` is in: the state entered right after ParallelStateStarted."""
+    newer: Event | None = None
+    for event in window.chain(entered, limit=500):
+        if event["type"] == "ParallelStateStarted":
+            name = details(newer).get("name") if newer is not None else None
+            return str(name) if name else None
+        newer = event
+    return None
 
 
 def _state_of(window: HistoryWindow, event: Event, parallel: bool) -> str | None:
