@@ -45,9 +45,18 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _load_settings(config: Path | None = None) -> Settings:
+    """The settings, from ``config`` when given.
+
+    Raises:
+        ConfigError: The environment or the project file is invalid.
+    """
+    return load_settings(config_file=config) if config is not None else load_settings()
+
+
 def _settings(config: Path | None = None) -> Settings:
     try:
-        return load_settings(config_file=config) if config is not None else load_settings()
+        return _load_settings(config)
     except ConfigError as exc:
         _fail(str(exc), 2)
 
@@ -111,11 +120,13 @@ def why(
     from bot.render.terminal import render_message
     from bot.services import Services
 
-    settings = _settings(config)
     try:
-        diagnosis = diagnose(target, Services(settings))
+        diagnosis = diagnose(target, Services(_load_settings(config)))
     except Exception as exc:
-        _fail(describe_exception(exc))
+        message = str(exc) if isinstance(exc, ConfigError) else describe_exception(exc)
+        if json_output:  # scripts read stdout: the failure is a JSON object there too
+            typer.echo(json.dumps({"error": message, "execution": " ".join(target)}, indent=2))
+        _fail(message, 2 if isinstance(exc, ConfigError) else 1)
     if json_output:
         typer.echo(json.dumps(diagnosis_json(diagnosis), indent=2))
     else:
@@ -131,20 +142,28 @@ def explain(
     json_output: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Diagnose offline from saved JSON (hops that need live AWS are listed as not followed)."""
+    """Diagnose offline from saved JSON (hops that need live AWS are listed as not followed).
+
+    A file that is not the saved output it should be gets one line naming it, and exit code 2.
+    """
     import json
 
     from bot.diagnosis.model import diagnosis_json
-    from bot.diagnosis.offline import diagnose_saved, load_saved
+    from bot.diagnosis.offline import SavedFileError, diagnose_saved, load_saved
+    from bot.errors import describe_exception
     from bot.render.diagnosis import render_diagnosis
     from bot.render.terminal import render_message
 
     settings = _settings(config)
     try:
         saved_describe, events = load_saved(history, describe)
+    except SavedFileError as exc:
+        _fail(str(exc), 2)
+    try:
         diagnosis = diagnose_saved(saved_describe, events, settings.project, settings.aws_region or "us-east-1")
-    except (OSError, ValueError, KeyError) as exc:
-        _fail(f"cannot read the saved execution: {exc}")
+    except Exception as exc:  # a shape the checks let through: still one line, never a traceback
+        files = f"{history}" + (f" and {describe}" if describe else "")
+        _fail(f"cannot diagnose the execution saved in {files}: {describe_exception(exc)}", 2)
     if json_output:
         typer.echo(json.dumps(diagnosis_json(diagnosis), indent=2))
     else:
@@ -168,7 +187,13 @@ def classify_command(json_output: JsonOption = False) -> None:
             2,
         )
     result = classify_text(text)
-    stand_in = Diagnosis(execution_arn="", status="FAILED", cause_summary=text[:2000], category=result.category)
+    stand_in = Diagnosis(
+        execution_arn="",
+        status="FAILED",
+        cause_summary=text[:2000],
+        category=result.category,
+        transient=result.transient,
+    )
     steps = remediate(stand_in)
     document: dict[str, object] = {
         "category": result.category,

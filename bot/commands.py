@@ -15,7 +15,8 @@ COMMAND = "/etl"
 ACTION_LOGS = "etl.logs"  # the Logs button on a diagnosis or an alert
 ACTION_WHY = "etl.why"  # the Why button on an alert: the diagnosis in the thread
 ACTION_ALERT_LOGS = "etl.alert_logs"  # the Logs button on an alert: the log lines in the thread
-# Buttons that act carry an opaque id only (an incident or a request); the server re-reads and re-checks it.
+# Buttons that act carry an opaque id (an incident or a request); the server re-reads and re-checks it.
+# Retry and Redrive on a `/etl why` answer carry the execution ARN: a click is `/etl retry|redrive <ARN>`.
 ACTION_RETRY = "etl.retry"
 ACTION_RETRY_MORE = "etl.retry_more"
 ACTION_REDRIVE = "etl.redrive"

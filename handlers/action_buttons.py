@@ -33,7 +33,8 @@ class ActionButtons:
     """Retry · Redrive · Ack · Snooze on an alert, and Confirm · Cancel · Approve · Reject on a request.
 
     Every click is acked at once; the permission check, preflight and AWS calls run lazily. Buttons carry
-    only an incident or request id: the service re-reads it and re-checks permission at click time.
+    an incident or request id (the service re-reads it and re-checks permission at click time), or, for
+    Retry and Redrive on a `/etl why` answer, the execution ARN: the click then is `/etl retry|redrive <ARN>`.
     """
 
     def __init__(self, services: Services) -> None:
@@ -44,7 +45,7 @@ class ActionButtons:
         ack()
 
     def run_retry(self, action: dict[str, Any], body: dict[str, Any], respond: Respond, logger: logging.Logger) -> None:
-        """Ask to confirm a retry of the alert's execution."""
+        """Ask to confirm a retry of the alert's (or the diagnosis's) execution."""
         self._request("retry", action, body, respond, logger)
 
     def run_retry_more(

@@ -35,6 +35,7 @@ _EMOJI = {
     ":no_entry_sign:": "⊘",
     ":inbox_tray:": "⇩",
     ":small_blue_diamond:": "◆",
+    ":round_pushpin:": "⌖",
 }
 _LINK = re.compile(r"<([^|>]+)\|([^>]+)>|<([^>|]+)>")
 _FENCE = re.compile(r"```(.*?)```", re.DOTALL)

@@ -174,7 +174,7 @@ def test_explain_offline_from_saved_cli_output(tmp_path: Path) -> None:
 def test_explain_refuses_a_file_that_is_not_a_history(tmp_path: Path) -> None:
     (tmp_path / "x.json").write_text('{"executions": []}')
     result = run("explain", "--history", str(tmp_path / "x.json"), cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "is not `get-execution-history` output" in result.stderr
 
 

@@ -52,7 +52,11 @@ def test_why_acks_with_progress_then_posts_the_diagnosis_in_channel(bot: BotUnde
     everything = json.dumps(answer["blocks"])
     assert "java.lang.OutOfMemoryError: Java heap space" in everything
     buttons = [e for b in answer["blocks"] if b["type"] == "actions" for e in b["elements"]]
-    assert [(b["text"]["text"], b["action_id"], b["value"]) for b in buttons] == [("Logs", "etl.logs", ARN)]
+    assert [(b["text"]["text"], b["action_id"], b["value"]) for b in buttons] == [
+        ("Logs", "etl.logs", ARN),
+        ("Retry", "etl.retry", ARN),
+        ("Redrive", "etl.redrive", ARN),
+    ]
 
 
 @pytest.mark.parametrize("target", [ARN, "policies-etl/run-2025-02-18", "run-2025-02-18"])
