@@ -161,7 +161,8 @@ def _artifact_imports(runs: int) -> dict[str, float]:
         zip_path = work / "lambda.zip"
         subprocess.run(
             [sys.executable, str(ROOT / "scripts" / "package_lambda.py"), "--python-version", version,
-             "--output", str(zip_path), "--work-dir", str(work / "build")],
+             "--output", str(zip_path), "--work-dir", str(work / "build"),
+             "--config", str(ROOT / "examples" / "etl-doctor.yml")],  # shipped as a deploy would
             check=True, capture_output=True,
         )  # fmt: skip
         with_pyc, without_pyc = work / "with-pyc", work / "without-pyc"
