@@ -154,16 +154,21 @@ def explain(
     from bot.render.diagnosis import render_diagnosis
     from bot.render.terminal import render_message
 
+    def refuse(message: str) -> NoReturn:
+        if json_output:  # as `why --json`: scripts read stdout, so the failure is a JSON object there too
+            typer.echo(json.dumps({"error": message, "history": str(history)}, indent=2))
+        _fail(message, 2)
+
     settings = _settings(config)
     try:
         saved_describe, events = load_saved(history, describe)
     except SavedFileError as exc:
-        _fail(str(exc), 2)
+        refuse(str(exc))
     try:
         diagnosis = diagnose_saved(saved_describe, events, settings.project, settings.aws_region or "us-east-1")
     except Exception as exc:  # a shape the checks let through: still one line, never a traceback
         files = f"{history}" + (f" and {describe}" if describe else "")
-        _fail(f"cannot diagnose the execution saved in {files}: {describe_exception(exc)}", 2)
+        refuse(f"cannot diagnose the execution saved in {files}: {describe_exception(exc)}")
     if json_output:
         typer.echo(json.dumps(diagnosis_json(diagnosis), indent=2))
     else:

@@ -94,9 +94,11 @@ def test_explain_names_the_file_and_what_is_wrong(tmp_path: Path, content: str, 
     saved.write_text(content, encoding="utf-8")
     result = run("explain", "--history", str(saved), "--json", cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stdout == ""
     line = one_error_line(result)
     assert str(saved) in line and expected in line, line
+    assert json.loads(result.stdout) == {"error": line, "history": str(saved)}  # as why --json
+    plain = run("explain", "--history", str(saved), cwd=tmp_path)
+    assert plain.returncode == 2 and plain.stdout == ""
 
 
 def test_explain_of_a_binary_file_a_directory_and_a_missing_file(tmp_path: Path) -> None:
