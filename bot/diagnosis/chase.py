@@ -13,14 +13,14 @@ from typing import Any
 from bot.aws.console import execution_url, log_group_url, log_stream_url
 from bot.aws.errors import describe_aws_error
 from bot.aws.logs import LogGroupNotFoundError, LogsGateway
-from bot.aws.stepfunctions import ExecutionDescription, StepFunctionsGateway
+from bot.aws.stepfunctions import ExecutionDescription, StateMachineDefinition, StepFunctionsGateway
 from bot.config import ProjectConfig
 from bot.diagnosis.classify import Signals, classify
 from bot.diagnosis.evidence import MAX_EVIDENCE, LogFindings, read_evidence
 from bot.diagnosis.history import Event, FailurePoint, HistoryWindow, details, locate_failure, parse_json
 from bot.diagnosis.model import PATH_SEPARATOR, Diagnosis, EvidenceLine, Hop
 from bot.diagnosis.remediation import remediate
-from bot.diagnosis.retry_audit import audit_retry, find_state
+from bot.diagnosis.retry_audit import LAMBDA_FUNCTION_ARN, audit_retry, find_state, task_states
 from bot.diagnosis.stacktrace import StackTrace, parse_lambda_error
 from bot.errors import UserFacingError
 
@@ -30,6 +30,7 @@ CPU_WINDOW = timedelta(minutes=5)  # the CPU average covers this long before the
 STATE_MACHINE_LOG_WINDOW = timedelta(minutes=10)  # the state machine's own log is searched this long before the stop
 STATE_MACHINE_LOG_LINES = 200
 MAP_RUN_FAILED_LISTED = 100  # ListExecutions(mapRunArn, FAILED): one page; beyond it DescribeMapRun counts
+LAMBDA_MAX_TIMEOUT = 900  # seconds: no invocation lasts longer
 _FAILURE_EVENT = re.compile(r"(Failed|TimedOut|Aborted)$|^FailStateEntered$")
 _TASK_ARN = re.compile(r"arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task/[A-Za-z0-9_/-]+")
 _EXECUTION_ARN = re.compile(r"arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+")
@@ -89,6 +90,7 @@ class Chase:
         self.compute = compute
         self.project = project
         self.region = region
+        self._machines: dict[str, StateMachineDefinition | str] = {}  # by execution ARN; str: the AWS error
 
     # ------------------------------------------------------------------ entry points
 
@@ -179,6 +181,8 @@ class Chase:
         offline: bool = False,
     ) -> None:
         point = locate_failure(window)
+        if not offline and description.execution_arn.startswith("arn:"):
+            self._name_unread_task(point, window, description.execution_arn)
         diagnosis.context["history_pages"] = window.pages_read
         diagnosis.failed_state = point.state_name
         diagnosis.integration = point.integration
@@ -259,13 +263,61 @@ class Chase:
                 raise
             diagnosis.hops.append(Hop(kind, kind, f"not followed: {described}", followed=False))
 
+    def _machine(self, execution_arn: str) -> StateMachineDefinition | str:
+        """The definition an execution ran: one DescribeStateMachineForExecution call per execution.
+
+        Returns:
+            The definition, or the AWS error that kept it from being read (kept too: the call is not repeated).
+        """
+        if execution_arn not in self._machines:
+            try:
+                self._machines[execution_arn] = self._live().definition_for_execution(execution_arn)
+            except Exception as exc:
+                described = describe_aws_error(exc)
+                if described is None:
+                    raise
+                self._machines[execution_arn] = described
+        return self._machines[execution_arn]
+
+    def _name_unread_task(self, point: FailurePoint, window: HistoryWindow, execution_arn: str) -> None:
+        """Name the failed Task state from the definition when its scheduling event was beyond the page budget.
+
+        The failure event still names its kind of work (``resourceType``/``resource``): when exactly one Task
+        state of the enclosing Map/Parallel state (or of the machine) does that work, it is the failed state.
+        With several, none is guessed. A definition that cannot be read is skipped here (`_definition` says so).
+        """
+        work = point.caught or point.leaf
+        if work is None or point.scheduled is not None or point.entered is not None or not window.budget_spent:
+            return
+        work_details = details(work)
+        resource_type, resource = work_details.get("resourceType"), work_details.get("resource")
+        if work["type"].startswith("LambdaFunction"):  # a legacy Lambda task: its Resource is the function
+            resource_type, resource = "lambda", None
+        elif not resource_type or not resource:
+            return
+        machine = self._machine(execution_arn)
+        if isinstance(machine, str):
+            return
+        candidates = task_states(machine.definition.get("States", {}), point.container_state, resource_type, resource)
+        work_name = f"`{resource_type}:{resource}` task" if resource else "Lambda function task"
+        where = f"`{point.container_state}`" if point.container_state else "the state machine"
+        if len(candidates) == 1:
+            ((name, state),) = candidates
+            point.state_name, point.task_state = name, state
+            point.notes.append(
+                f"the failed state is `{name}`, the only {work_name} in {where} (its scheduling event was not read)"
+            )
+        elif candidates:
+            names = ", ".join(f"`{name}`" for name, _ in candidates)
+            point.notes.append(
+                f"{len(candidates)} {work_name}s in {where} could have failed ({names}); "
+                "without the scheduling event the failed one is not known"
+            )
+
     def _definition(self, diagnosis: Diagnosis, found: _Found) -> dict[str, Any] | None:
-        try:
-            machine = self._live().definition_for_execution(diagnosis.execution_arn)
-        except Exception as exc:
-            if describe_aws_error(exc) is None:
-                raise
-            diagnosis.notes.append(f"definition not read: {describe_aws_error(exc)}")
+        machine = self._machine(diagnosis.execution_arn)
+        if isinstance(machine, str):
+            diagnosis.notes.append(f"definition not read: {machine}")
             return None
         for arn in machine.log_group_arns:
             group = arn.split(":log-group:", 1)[-1].removesuffix(":*")
@@ -568,9 +620,12 @@ class Chase:
         )
         if name is None and point.scheduled is None:
             diagnosis.notes.append("the Lambda function is named only by the scheduling event, which was not read")
-        if group is None or self.logs is None or point.started_at is None:
+        # without the scheduling event: the invocation ended at the failure and lasted at most the function's timeout
+        timeout = int((configuration or {}).get("Timeout") or LAMBDA_MAX_TIMEOUT)
+        started = point.started_at or point.failed_at - timedelta(seconds=timeout)
+        if group is None or self.logs is None:
             return
-        start, end = point.started_at - timedelta(seconds=5), point.failed_at + timedelta(seconds=5)
+        start, end = started - timedelta(seconds=5), point.failed_at + timedelta(seconds=5)
         markers = [m for m in (request_id, trace.root_type if trace else None) if m] or [
             "Task timed out",  # older runtimes
             "Status: timeout",  # current runtimes: on the REPORT line
@@ -593,9 +648,7 @@ class Chase:
             )
             return
         stream = matches[-1].stream
-        self._add_log_evidence(
-            diagnosis, found, group, stream, point.started_at, point.failed_at, request_id=request_id
-        )
+        self._add_log_evidence(diagnosis, found, group, stream, started, point.failed_at, request_id=request_id)
         for line in diagnosis.evidence:
             report = _REPORT.search(line.message)
             if report:
@@ -828,7 +881,7 @@ def _cluster_from(point: FailurePoint) -> str | None:
 
 def _lambda_function(point: FailurePoint) -> str | None:
     if point.scheduled is None:
-        return None
+        return _state_function(point.task_state) if point.task_state is not None else None
     scheduled = details(point.scheduled)
     if point.scheduled["type"] == "LambdaFunctionScheduled":
         resource: str | None = scheduled.get("resource")
@@ -836,6 +889,22 @@ def _lambda_function(point: FailurePoint) -> str | None:
     parameters = parse_json(scheduled.get("parameters")) or {}
     function = parameters.get("FunctionName") or parameters.get("functionName")
     return str(function) if function else None
+
+
+def _state_function(state: dict[str, Any]) -> str | None:
+    """The Lambda function a Task state names literally: its Resource (a function ARN) or FunctionName.
+
+    ``FunctionName`` of ``Parameters`` (JSONPath) or ``Arguments`` (JSONata) counts only as a literal:
+    not a ``FunctionName.$`` path nor a ``{% … %}`` expression, which the state's input decides.
+    """
+    resource = str(state.get("Resource", ""))
+    if LAMBDA_FUNCTION_ARN.match(resource):
+        return resource
+    for block in (state.get("Parameters"), state.get("Arguments")):
+        function = block.get("FunctionName") if isinstance(block, dict) else None
+        if isinstance(function, str) and function and not function.startswith("{%"):
+            return function
+    return None
 
 
 def _explain_state_failure(point: FailurePoint) -> str:

@@ -140,6 +140,8 @@ class FailurePoint:
         integration: ``ecs``, ``lambda``, ``glue``, ``batch``, ``child``, ``activity``, ``distributed_map``,
             ``fail``, ``runtime``, ``timeout``, ``aborted``, or the resource type of another service integration.
         resource: The scheduled resource (e.g. ``arn:aws:states:::ecs:runTask.sync``).
+        task_state: The failed Task state's definition, when the state machine definition named the state
+            (its scheduling event was not read): e.g. its ``Parameters.FunctionName``.
         error: Error name of the failure.
         cause: Its cause text.
     """
@@ -154,6 +156,7 @@ class FailurePoint:
     state_name: str | None = None
     integration: str = "unknown"
     resource: str | None = None
+    task_state: dict[str, Any] | None = None
     error: str | None = None
     cause: str | None = None
     iteration_index: int | None = None

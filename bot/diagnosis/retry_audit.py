@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from typing import Any
 
 from bot.diagnosis.model import PATH_SEPARATOR, RetryAdvice
@@ -18,6 +20,7 @@ KNOWN_TRANSIENT = (
     "Glue.ConcurrentRunsExceededException",
     "Batch.AWSBatchException",
 )
+LAMBDA_FUNCTION_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+")
 
 
 def find_state(states: dict[str, Any], name: str) -> dict[str, Any] | None:
@@ -26,13 +29,73 @@ def find_state(states: dict[str, Any], name: str) -> dict[str, Any] | None:
         found: dict[str, Any] = states[name]
         return found
     for state in states.values():
-        nested = [state.get("ItemProcessor"), state.get("Iterator"), *(state.get("Branches") or [])]
-        for machine in nested:
-            if isinstance(machine, dict):
-                inner = find_state(machine.get("States", {}), name)
-                if inner is not None:
-                    return inner
+        for machine in _machines_in(state):
+            inner = find_state(machine.get("States", {}), name)
+            if inner is not None:
+                return inner
     return None
+
+
+def task_states(
+    states: dict[str, Any], within: str | None, resource_type: str, resource: str | None
+) -> list[tuple[str, dict[str, Any]]]:
+    """The Task states that do one kind of work, inside a Map or Parallel state (at any depth) or anywhere.
+
+    A TaskFailed/TaskTimedOut event names its work only by ``resourceType`` and ``resource`` (``lambda`` and
+    ``invoke`` for ``arn:aws:states:::lambda:invoke``); a legacy LambdaFunctionFailed names none: its Task's
+    Resource is the function's ARN. A Distributed Map's own tasks are left out (its items run as child
+    executions, whose events are not in this history).
+
+    Args:
+        states: The machine's ``States``.
+        within: The Map/Parallel state whose ItemProcessor/Iterator/Branches are searched; None: the whole machine.
+        resource_type: The event's ``resourceType`` (``lambda``, ``ecs``, ``aws-sdk:glue``…).
+        resource: The event's ``resource`` (``invoke``, ``runTask.sync``…); None for a legacy Lambda failure.
+
+    Returns:
+        (name, state) of each matching Task state, in definition order (empty when ``within`` is not defined).
+    """
+    if within is None:
+        tasks = list(_tasks(states))
+    else:
+        container = find_state(states, within)
+        machines = _machines_in(container) if container is not None else []
+        tasks = [task for machine in machines for task in _tasks(machine.get("States", {}))]
+    return [(name, state) for name, state in tasks if _does_work(state, resource_type, resource)]
+
+
+def _machines_in(state: dict[str, Any], *, inline_only: bool = False) -> list[dict[str, Any]]:
+    """The state machines nested in a Map (ItemProcessor, or the legacy Iterator) or Parallel state (Branches).
+
+    Args:
+        state: Any state.
+        inline_only: Leave out a Distributed Map's ItemProcessor.
+    """
+    nested = [state.get("ItemProcessor"), state.get("Iterator"), *(state.get("Branches") or [])]
+    return [
+        machine
+        for machine in nested
+        if isinstance(machine, dict)
+        and not (inline_only and (machine.get("ProcessorConfig") or {}).get("Mode") == "DISTRIBUTED")
+    ]
+
+
+def _tasks(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every Task state, nested ones too (not those of a Distributed Map: they run in child executions)."""
+    for name, state in states.items():
+        if state.get("Type") == "Task":
+            yield name, state
+        for machine in _machines_in(state, inline_only=True):
+            yield from _tasks(machine.get("States", {}))
+
+
+def _does_work(state: dict[str, Any], resource_type: str, resource: str | None) -> bool:
+    """Whether a Task's Resource is the work a failure event names (``arn:aws:states:::<type>:<resource>``)."""
+    arn = str(state.get("Resource", ""))
+    if resource is None:
+        return resource_type == "lambda" and LAMBDA_FUNCTION_ARN.match(arn) is not None
+    parts = arn.split(":", 5)
+    return len(parts) == 6 and parts[0] == "arn" and parts[2] == "states" and parts[5] == f"{resource_type}:{resource}"
 
 
 def _covers(retriers: list[dict[str, Any]], error: str) -> dict[str, Any] | None:

@@ -49,25 +49,55 @@ def _sfn_calls(replay: AwsReplay) -> int:
 # ------------------------------------------------------------------ history budget (interleaved Map iterations)
 
 
+def _serve_in_map(scenario: dict[str, Any], replay: AwsReplay, state: str, *, twin: str | None = None) -> None:
+    """Serve the scenario's state machine with the recorded Task ``state`` moved into an inline Map.
+
+    The definition `concurrent_map_history` implies: ``LoadPartitions`` runs ``state`` for each item.
+    With ``twin``, a copy of the task (same Resource, other name) runs after it in the same iteration.
+    """
+    (machine,) = scenario["state_machines"].values()
+    task = {k: v for k, v in json.loads(machine["definition"])["States"][state].items() if k not in {"Next", "End"}}
+    states = {state: task | {"End": True}}
+    if twin is not None:
+        states = {state: task | {"Next": twin}, twin: copy.deepcopy(task) | {"End": True}}
+    processor = {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": state, "States": states}
+    loop = {"Type": "Map", "ItemsPath": "$.partitions", "ItemProcessor": processor, "End": True}
+    definition = {"StartAt": "LoadPartitions", "States": {"LoadPartitions": loop}}
+    replay.add_state_machine(machine | {"definition": json.dumps(definition)})
+
+
 def test_ecs_failure_pages_after_its_scheduling_event_is_still_followed(
     load: Callable[[str], dict[str, Any]], replay: AwsReplay, replay_aws: AwsClients
 ) -> None:
     # 2,500+ events of other Map iterations between the task's TaskSubmitted and its TaskFailed: the scheduling
     # events are on the history's third page, beyond the budget. The Cause (the ECS task JSON) is enough to go on.
+    # The failed state is named from the definition: the Map's only ecs:runTask.sync task.
     scenario = load("ecs_oom")
     arn, recorded = _only(scenario)
     history = concurrent_map_history(recorded["history"], "LoadFactPolicies", between=2_500)
     failed = _event(history, "TaskFailed")
     assert failed["id"] - failed["previousEventId"] > 2_500
     replay.add_execution(recorded["describe"], history)
+    _serve_in_map(scenario, replay, "LoadFactPolicies")
     replay.reset_calls()
 
     diagnosis = diagnose([arn], _services(replay_aws))
 
     assert _sfn_calls(replay) <= 3
+    assert replay.call_counts()["states:DescribeStateMachineForExecution"] == 1
     assert diagnosis.context["history_pages"] == 2
-    assert diagnosis.failed_state == "LoadPartitions" and diagnosis.integration == "ecs"
+    assert diagnosis.failed_state == "LoadFactPolicies" and diagnosis.integration == "ecs"
     assert any(note.startswith("the failed state's scheduling event is more than") for note in diagnosis.notes)
+    assert (
+        "the failed state is `LoadFactPolicies`, the only `ecs:runTask.sync` task in `LoadPartitions` "
+        "(its scheduling event was not read)"
+    ) in diagnosis.notes
+    hops = [(hop.kind, hop.label, hop.detail) for hop in diagnosis.hops[1:3]]
+    assert hops == [
+        ("map", "LoadPartitions", "iteration #0 failed"),
+        ("state", "LoadFactPolicies", "States.TaskFailed"),
+    ]
+    assert [advice.state for advice in diagnosis.retry_audit] == ["LoadFactPolicies"]  # the task's Retry, not the Map's
     kinds = [hop.kind for hop in diagnosis.hops if hop.followed]
     assert {"ecs_task", "container", "log_stream"} <= set(kinds)
     assert diagnosis.root_exception == "java.lang.OutOfMemoryError: Java heap space"
@@ -76,21 +106,85 @@ def test_ecs_failure_pages_after_its_scheduling_event_is_still_followed(
     assert any(note.startswith("memory reached") for note in diagnosis.resource_notes)
 
 
-def test_lambda_failure_pages_after_its_scheduling_event_uses_the_cause(
+def test_lambda_failure_pages_after_its_scheduling_event_is_followed_from_the_definition(
     load: Callable[[str], dict[str, Any]], replay: AwsReplay, replay_aws: AwsClients
 ) -> None:
+    # Only the scheduling event's parameters name the function: the Map's only lambda:invoke task names it too.
     scenario = load("lambda_error")
     arn, recorded = _only(scenario)
+    expected = scenario["expected"]
     history = concurrent_map_history(recorded["history"], "ScanLandedFile", between=2_600)
     replay.add_execution(recorded["describe"], history)
+    _serve_in_map(scenario, replay, "ScanLandedFile")
     replay.reset_calls()
 
     diagnosis = diagnose([arn], _services(replay_aws))
 
     assert _sfn_calls(replay) <= 3
+    assert replay.call_counts()["states:DescribeStateMachineForExecution"] == 1
+    assert diagnosis.failed_state == "ScanLandedFile"
+    assert diagnosis.integration == "lambda" and diagnosis.error == "KeyError"
+    assert (
+        "the failed state is `ScanLandedFile`, the only `lambda:invoke` task in `LoadPartitions` "
+        "(its scheduling event was not read)"
+    ) in diagnosis.notes
+    assert not [note for note in diagnosis.notes if "named only by the scheduling event" in note]
+    (function,) = [hop for hop in diagnosis.hops if hop.kind == "lambda"]
+    assert function.label == "documents-etl-scan"
+    assert function.detail.startswith(f"request {expected['request_id']}")  # the request id from the Cause
+    assert replay.call_counts()["lambda:GET"] == 1  # its configuration is asked for (the log group, the timeout)
+    followed = [hop.label for hop in diagnosis.hops if hop.kind == "log_stream" and hop.followed]
+    assert followed == [f"{expected['log_group']} › {expected['log_stream']}"]
+    assert diagnosis.evidence and all(line.log_group == expected["log_group"] for line in diagnosis.evidence)
+    assert (diagnosis.root_exception or "").startswith("KeyError")
+    assert any(diagnosis.root_exception in line.message for line in diagnosis.evidence)  # read from the logs
+    assert diagnosis.category == "code_bug"
+
+
+def test_two_tasks_that_could_have_failed_are_not_guessed_between(
+    load: Callable[[str], dict[str, Any]], replay: AwsReplay, replay_aws: AwsClients
+) -> None:
+    # Two lambda:invoke tasks in the Map: the failed one is not guessed, and the function stays unknown.
+    scenario = load("lambda_error")
+    arn, recorded = _only(scenario)
+    history = concurrent_map_history(recorded["history"], "ScanLandedFile", between=2_600)
+    replay.add_execution(recorded["describe"], history)
+    _serve_in_map(scenario, replay, "ScanLandedFile", twin="ScanAgain")
+    replay.reset_calls()
+
+    diagnosis = diagnose([arn], _services(replay_aws))
+
+    assert _sfn_calls(replay) <= 3
+    assert replay.call_counts()["states:DescribeStateMachineForExecution"] == 1
+    assert diagnosis.failed_state == "LoadPartitions"
+    assert (
+        "2 `lambda:invoke` tasks in `LoadPartitions` could have failed (`ScanLandedFile`, `ScanAgain`); "
+        "without the scheduling event the failed one is not known"
+    ) in diagnosis.notes
     assert diagnosis.integration == "lambda" and diagnosis.error == "KeyError"
     assert (diagnosis.root_exception or "").startswith("KeyError")  # from the Cause's errorType and stackTrace
     assert diagnosis.category == "code_bug"
+    assert "the Lambda function is named only by the scheduling event, which was not read" in diagnosis.notes
+    assert not diagnosis.evidence
+    assert replay.call_counts()["logs:FilterLogEvents"] == 0
+
+
+def test_an_unreadable_definition_is_asked_for_once_and_reported(
+    load: Callable[[str], dict[str, Any]], replay: AwsReplay, replay_aws: AwsClients
+) -> None:
+    scenario = load("lambda_error")
+    arn, recorded = _only(scenario)
+    history = concurrent_map_history(recorded["history"], "ScanLandedFile", between=2_600)
+    unknown = recorded["describe"]["stateMachineArn"] + "-deleted"  # neither recorded nor in moto
+    replay.add_execution(recorded["describe"] | {"stateMachineArn": unknown}, history)
+    replay.reset_calls()
+
+    diagnosis = diagnose([arn], _services(replay_aws))
+
+    assert replay.call_counts()["states:DescribeStateMachineForExecution"] == 1
+    assert diagnosis.failed_state == "LoadPartitions"
+    (note,) = [note for note in diagnosis.notes if note.startswith("definition not read: ")]
+    assert "DescribeStateMachineForExecution" in note
     assert "the Lambda function is named only by the scheduling event, which was not read" in diagnosis.notes
 
 
