@@ -9,7 +9,6 @@ from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 
 from bot.commands import Invocation, parse_kpi_args
-from bot.render.kpi import render_kpi_report
 from bot.services import Services
 
 
@@ -21,6 +20,7 @@ def reconcile_in_channel(
     The run is recorded with trigger ``slack`` and the user's id. When the bot cannot post in the
     channel, the result comes back through the command's response_url instead (without the chart).
     """
+    from bot.render.kpi import render_kpi_report  # with the KPI model: off the cold import path (the ack's)
     from handlers.slack_chat import SlackChat  # with the alert dispatcher's errors: off the cold import path
 
     name, spec = parse_kpi_args(invocation.args)

@@ -73,6 +73,10 @@ def test_lambda_cold_path_stays_light() -> None:
         "bot.diagnosis.classify",
         "bot.kpi.engine",  # KPI work loads its stack (database drivers, matplotlib) when a KPI runs
         "bot.kpi.chart",
+        "bot.kpi.model",  # with bot.render.kpi: about 10 ms, needed only once a KPI answer is rendered
+        "bot.render.kpi",
+        "bot.diagnosis.remediation",
+        "bot.render.diagnosis",
     ]
     code = f"import sys, handlers.lambda_handler; print(','.join(sorted(m for m in {heavy!r} if m in sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
