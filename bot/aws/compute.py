@@ -35,11 +35,16 @@ class ComputeGateway:
             return None
 
     def lambda_configuration(self, function: str) -> dict[str, Any] | None:
-        """GetFunctionConfiguration (log group, memory, timeout), or None when it cannot be read."""
+        """GetFunctionConfiguration (log group, memory, timeout), or None when it cannot be read.
+
+        A ``:$LATEST`` qualifier (as Step Functions' ``lambda:invoke`` parameters often carry it) is dropped: an
+        unqualified name means $LATEST too, and not every Lambda API implementation accepts the qualified form.
+        """
         from botocore.exceptions import ClientError
 
         try:
-            return dict(self._aws.client("lambda").get_function_configuration(FunctionName=function))
+            name = function.removesuffix(":$LATEST")
+            return dict(self._aws.client("lambda").get_function_configuration(FunctionName=name))
         except ClientError:
             return None  # optional: without it the log group follows the /aws/lambda/<name> convention
 

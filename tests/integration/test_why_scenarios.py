@@ -243,3 +243,15 @@ def test_lambda_timeout_reported_by_status_on_the_report_line(replay: AwsReplay,
     assert diagnosis.category == "timeout"
     assert diagnosis.context["lambda"]["timed_out_after"] > 2.9
     assert diagnosis.remediation[0].startswith("Lambda `invoices-ocr-textract-sync` timed out after")
+
+
+def test_lambda_named_with_its_latest_qualifier_shows_its_limits(replay: AwsReplay, replay_aws: AwsClients) -> None:
+    # The recorded Parameters.FunctionName is "…:function:documents-etl-scan:$LATEST" (a qualified ARN).
+    scenario = read_scenario(EXECUTIONS / "lambda_error")
+    load_scenario(scenario, replay, replay_aws)
+    diagnosis = diagnose([_top_level(scenario)], _services(replay_aws))
+    function = scenario["lambda"]["functions"]["documents-etl-scan"]
+    assert diagnosis.context["lambda"]["function"] == "documents-etl-scan"
+    assert diagnosis.context["lambda"]["memory"] == function.get("MemorySize", 128)
+    (hop,) = [hop for hop in diagnosis.hops if hop.kind == "lambda"]
+    assert f"{diagnosis.context['lambda']['memory']} MB, timeout" in hop.detail
