@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from bot.actions.model import LABEL, Outcome
 from bot.commands import ACTION_APPROVE, ACTION_CANCEL, ACTION_CONFIRM, ACTION_REJECT, ACTION_RETRY
 from bot.render.blocks import actions, button, context, escape, link, section
-from bot.render.limits import finish_message
+from bot.render.limits import finish_message, line_chunks
 
 if TYPE_CHECKING:
     from bot.store.models import ActionRecord
@@ -78,13 +78,5 @@ def render_audit(records: list[ActionRecord], *, pipeline: str | None) -> dict[s
             f"{icon} {record.at:%Y-%m-%d %H:%M} <@{record.actor}> {record.action} `{escape(target)}` "
             f"*{record.outcome}*{detail}"
         )
-    blocks = [section(f"*{title}*")]
-    chunk: list[str] = []
-    for line in lines:
-        if sum(len(item) + 1 for item in chunk) + len(line) > 2800:
-            blocks.append(section("\n".join(chunk)))
-            chunk = []
-        chunk.append(line)
-    if chunk:
-        blocks.append(section("\n".join(chunk)))
+    blocks = [section(f"*{title}*")] + [section("\n".join(chunk)) for chunk in line_chunks(lines, 2800)]
     return finish_message(blocks, f"{title}: " + "; ".join(f"{r.action} {r.outcome}" for r in records[:10]))

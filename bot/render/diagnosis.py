@@ -7,7 +7,7 @@ from typing import Any
 from bot.commands import ACTION_LOGS, ACTION_REDRIVE, ACTION_RETRY
 from bot.diagnosis.model import Diagnosis, EvidenceLine
 from bot.render.blocks import actions, button, code, context, divider, escape, header, link, section
-from bot.render.limits import SECTION_TEXT_MAX, finish_message
+from bot.render.limits import SECTION_TEXT_MAX, finish_message, line_chunks
 
 EVIDENCE_MESSAGE_MAX = 220
 EVIDENCE_SECTIONS_MAX = 3
@@ -127,18 +127,6 @@ def _root_line(d: Diagnosis) -> EvidenceLine | None:
     return None
 
 
-def _chunks(texts: list[str], budget: int) -> list[list[str]]:
-    """Consecutive texts grouped so that each group, one per line, fits in ``budget`` characters."""
-    chunks: list[list[str]] = []
-    chunk: list[str] = []
-    for text in texts:
-        if chunk and sum(len(t) + 1 for t in chunk) + len(text) > budget:
-            chunks.append(chunk)
-            chunk = []
-        chunk.append(text)
-    return [*chunks, chunk] if chunk else chunks
-
-
 def _evidence_blocks(d: Diagnosis) -> list[dict[str, Any]]:
     """The evidence in code blocks (the latest lines when not all fit), and a link to the root exception's line."""
     texts = []
@@ -150,7 +138,7 @@ def _evidence_blocks(d: Diagnosis) -> list[dict[str, Any]]:
         )
         texts.append(f"{line.timestamp:%H:%M:%S} {message}")
     room = len(_evidence_title(d.evidence, len(d.evidence))) + CODE_FENCES
-    chunks = _chunks(texts, SECTION_TEXT_MAX - room)[-EVIDENCE_SECTIONS_MAX:]
+    chunks = line_chunks(texts, SECTION_TEXT_MAX - room)[-EVIDENCE_SECTIONS_MAX:]
     shown = d.evidence[len(d.evidence) - sum(len(chunk) for chunk in chunks) :]
     title = _evidence_title(shown, len(d.evidence) - len(shown))
     blocks = [section((title if index == 0 else "") + code("\n".join(chunk))) for index, chunk in enumerate(chunks)]

@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.actions.dlq import DlqListing, DlqMessage, ReplayReport, target_label
 from bot.render.blocks import context, divider, escape, section
-from bot.render.limits import SECTION_TEXT_MAX, finish_message
+from bot.render.limits import SECTION_TEXT_MAX, finish_message, line_chunks
 
 SHOWN_MESSAGES_MAX = 10
 SHORT_ID = 8
@@ -132,23 +132,9 @@ def _escape_within(text: str, limit: int) -> str:
 
 def _pack(lines: list[str], max_sections: int, omitted_label: str) -> list[dict[str, Any]]:
     """Lines into as few sections as fit in Slack's 3,000 characters, at most ``max_sections``."""
-    blocks: list[dict[str, Any]] = []
-    chunk: list[str] = []
-    budget = SECTION_TEXT_MAX - 10
-    omitted = 0
-    for line in lines:
-        if omitted:
-            omitted += 1
-            continue
-        if chunk and sum(len(t) + 1 for t in chunk) + len(line) > budget:
-            if len(blocks) + 1 >= max_sections:
-                omitted += 1
-                continue
-            blocks.append(section("\n".join(chunk)))
-            chunk = []
-        chunk.append(line)
-    if chunk:
-        blocks.append(section("\n".join(chunk)))
+    kept = line_chunks(lines, SECTION_TEXT_MAX - 10)[:max_sections]
+    blocks = [section("\n".join(chunk)) for chunk in kept]
+    omitted = len(lines) - sum(len(chunk) for chunk in kept)
     if omitted:
         blocks.append(context(f"{omitted} {omitted_label}"))
     return blocks

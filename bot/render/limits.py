@@ -54,3 +54,18 @@ def finish_message(blocks: list[dict[str, Any]], text: str) -> dict[str, Any]:
         }
         blocks = [*blocks[: MESSAGE_BLOCKS_MAX - 1], note]
     return {"blocks": blocks, "text": clamp(text or " ", MESSAGE_TEXT_MAX)}
+
+
+def line_chunks(lines: list[str], budget: int) -> list[list[str]]:
+    """Consecutive lines grouped so that each group, joined one per line, fits in ``budget`` characters.
+
+    A single line longer than ``budget`` gets a group of its own (clamp it first if that matters).
+    """
+    chunks: list[list[str]] = []
+    chunk: list[str] = []
+    for line in lines:
+        if chunk and sum(len(kept) + 1 for kept in chunk) + len(line) > budget:
+            chunks.append(chunk)
+            chunk = []
+        chunk.append(line)
+    return [*chunks, chunk] if chunk else chunks

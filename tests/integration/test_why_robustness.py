@@ -580,12 +580,15 @@ def test_child_executions_are_followed_five_levels_deep(replay: AwsReplay, repla
 # ------------------------------------------------------------------ Glue and Batch: the Cause lacks the error
 
 
-def _replace_cause(scenario: dict[str, Any], change: Callable[[str], str]) -> tuple[str, list[dict[str, Any]]]:
+def _serve_with_cause(scenario: dict[str, Any], change: Callable[[str], str], replay: AwsReplay) -> str:
+    """Serve the recorded execution with its TaskFailed Cause changed (calls counted from here); its ARN."""
     arn, recorded = _only(scenario)
     history = copy.deepcopy(recorded["history"])
     failed = _event(history, "TaskFailed")["taskFailedEventDetails"]
     failed["cause"] = change(failed["cause"])
-    return arn, history
+    replay.add_execution(recorded["describe"], history)
+    replay.reset_calls()
+    return arn
 
 
 def _truncated(cause: str) -> str:
@@ -600,10 +603,7 @@ def _without(*keys: str) -> Callable[[str], str]:
 def test_glue_error_is_read_with_get_job_run(
     change: Callable[[str], str], load: Callable[[str], dict[str, Any]], replay: AwsReplay, replay_aws: AwsClients
 ) -> None:
-    scenario = load("glue_failed")
-    arn, history = _replace_cause(scenario, change)
-    replay.add_execution(scenario["executions"][arn]["describe"], history)
-    replay.reset_calls()
+    arn = _serve_with_cause(load("glue_failed"), change, replay)
     diagnosis = diagnose([arn], _services(replay_aws))
     assert replay.call_counts()["glue:GetJobRun"] == 1
     (hop,) = [h for h in diagnosis.hops if h.kind == "glue_job_run"]
@@ -615,10 +615,7 @@ def test_glue_error_is_read_with_get_job_run(
 def test_batch_job_is_read_with_describe_jobs(
     change: Callable[[str], str], load: Callable[[str], dict[str, Any]], replay: AwsReplay, replay_aws: AwsClients
 ) -> None:
-    scenario = load("batch_failed")
-    arn, history = _replace_cause(scenario, change)
-    replay.add_execution(scenario["executions"][arn]["describe"], history)
-    replay.reset_calls()
+    arn = _serve_with_cause(load("batch_failed"), change, replay)
     diagnosis = diagnose([arn], _services(replay_aws))
     assert replay.call_counts()["batch:DescribeJobs"] == 1
     (hop,) = [h for h in diagnosis.hops if h.kind == "batch_job"]
